@@ -1,0 +1,1 @@
+"""The ``cogplane`` command line."""

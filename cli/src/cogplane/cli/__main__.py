@@ -1,0 +1,5 @@
+"""``python -m cogplane.cli``."""
+
+from cogplane.cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""Typed contracts of every NATS message: events (JetStream) and request-reply calls."""

@@ -1,0 +1,78 @@
+"""The envelope every event shares, and the descriptor of a request-reply call."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cogplane.common.db import utcnow
+
+EVENTS_STREAM = "COGPLANE_EVENTS"
+EVENTS_PREFIX = "cogplane.events"
+DEAD_LETTER_STREAM = "COGPLANE_DEAD_LETTERS"
+DEAD_LETTER_PREFIX = "cogplane.deadletter"
+RPC_PREFIX = "cogplane.rpc"
+
+
+def new_id() -> str:
+    """A fresh random identifier."""
+    return uuid.uuid4().hex
+
+
+class Contract(BaseModel):
+    """Base of every message body: readers ignore fields they do not know."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class Event(Contract):
+    """The envelope: a unique id (the dedupe key), a type and when it happened.
+
+    Subclasses fix ``type`` with a ``Literal`` and set ``subject_suffix``; within a type only
+    optional fields may be added, a breaking change is a new type.
+    """
+
+    subject_suffix: ClassVar[str]
+
+    id: str = Field(default_factory=new_id)
+    type: str
+    occurred_at: datetime = Field(default_factory=utcnow)
+
+    @property
+    def subject(self) -> str:
+        """The JetStream subject this event is published on."""
+        return f"{EVENTS_PREFIX}.{self.subject_suffix}"
+
+
+Req = TypeVar("Req", bound=Contract)
+Resp = TypeVar("Resp", bound=Contract)
+
+
+@dataclass(frozen=True)
+class Rpc(Generic[Req, Resp]):
+    """A request-reply call: its subject and the types of both sides."""
+
+    name: str
+    request: type[Req]
+    response: type[Resp]
+
+    @property
+    def subject(self) -> str:
+        """The NATS subject the callee listens on."""
+        return f"{RPC_PREFIX}.{self.name}"
+
+
+class RpcReply(Contract):
+    """What travels back on the reply subject: a result or a problem."""
+
+    ok: bool
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+
+
+class Empty(Contract):
+    """A request or response without fields."""

@@ -1,0 +1,18 @@
+"""The union of every event type, parsed by its ``type`` discriminator."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, TypeAdapter
+
+from cogplane.common.contracts.runners import RunnerHeartbeat, RunnerStopped
+
+AnyEvent = Annotated[RunnerHeartbeat | RunnerStopped, Field(discriminator="type")]
+
+_adapter: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)
+
+
+def parse_event(data: bytes) -> AnyEvent:
+    """Parse an event of any known type (raises ``pydantic.ValidationError`` otherwise)."""
+    return _adapter.validate_json(data)

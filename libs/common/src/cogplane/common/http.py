@@ -1,0 +1,190 @@
+"""HTTP plumbing every service shares: problem+json rendering and request guards."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from cogplane.common.errors import CogplaneError
+
+PROBLEM_JSON = "application/problem+json"
+logger = logging.getLogger(__name__)
+
+_HTTP_TITLES = {
+    400: "Bad request",
+    401: "Unauthenticated",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    406: "Not acceptable",
+    409: "Conflict",
+    413: "Payload too large",
+    415: "Unsupported media type",
+    422: "Input validation failed",
+    429: "Too many requests",
+}
+
+
+def problem_response(
+    problem: dict[str, Any], headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    """A problem+json response for ``problem``."""
+    return JSONResponse(
+        problem, status_code=int(problem["status"]), media_type=PROBLEM_JSON, headers=headers
+    )
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or str(loc[0] if loc else "body")
+
+
+def _invalid_fields(exc: RequestValidationError) -> list[dict[str, str]]:
+    fields = []
+    for err in exc.errors():
+        loc = tuple(err.get("loc", ()))
+        kind = str(err.get("type", "invalid"))
+        message = str(err.get("msg", "Invalid value"))
+        if kind == "json_invalid":
+            message = f"Request body is not valid JSON: {err.get('ctx', {}).get('error', message)}"
+            fields.append({"type": kind, "field": "body", "description": message})
+            continue
+        fields.append({"type": kind, "field": _field_path(loc), "description": message})
+    return fields
+
+
+async def _on_domain_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, CogplaneError)
+    return problem_response(exc.to_problem())
+
+
+async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    fields = _invalid_fields(exc)
+    detail = "".join(f"- {f['field']}: {f['description']}\n" for f in fields)
+    return problem_response(
+        {
+            "title": "Input validation failed",
+            "detail": detail,
+            "status": 422,
+            "invalid_fields": fields,
+        }
+    )
+
+
+async def _on_http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    detail = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = "The requested resource does not exist"
+    title = _HTTP_TITLES.get(exc.status_code, "Error")
+    return problem_response(
+        {"title": title, "detail": detail, "status": exc.status_code}, headers=exc.headers
+    )
+
+
+async def _on_unexpected(_: Request, exc: Exception) -> JSONResponse:
+    logger.exception("unhandled error", exc_info=exc)
+    return problem_response(
+        {"title": "Internal server error", "detail": "An unexpected error occurred", "status": 500}
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Render every error of ``app`` as problem+json."""
+    app.add_exception_handler(CogplaneError, _on_domain_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(Exception, _on_unexpected)
+
+
+class RequestGuard:
+    """ASGI middleware: bound request bodies and require JSON bodies where JSON is expected.
+
+    A body larger than ``max_body_bytes`` is refused with 413 before the handler runs (by its
+    Content-Length, or while it streams in). A body sent with a content type that is neither JSON
+    nor one of ``other_types`` is refused with 415.
+    """
+
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, other_types: tuple[str, ...] = ()
+    ) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.other_types = other_types
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH", "QUERY"):
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        length = headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+            await self._reject(scope, send, 413, self._too_large())
+            return
+        has_body = (length is not None and length != "0") or "transfer-encoding" in headers
+        if has_body and not self._acceptable(headers.get("content-type")):
+            await self._reject(scope, send, 415, self._bad_type(headers.get("content-type")))
+            return
+        await self._call_bounded(scope, receive, send)
+
+    def _acceptable(self, content_type: str | None) -> bool:
+        if content_type is None:
+            return False
+        media = content_type.split(";", 1)[0].strip().lower()
+        if media == "application/json" or media.endswith("+json"):
+            return True
+        return any(media == t for t in self.other_types)
+
+    def _too_large(self) -> str:
+        return f"Request body must be at most {self.max_body_bytes} bytes"
+
+    @staticmethod
+    def _bad_type(content_type: str | None) -> str:
+        return f"Request body must be application/json, not {content_type or 'unspecified'}"
+
+    async def _call_bounded(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Count the body as it streams in; past the limit, answer 413 instead of the app."""
+        seen = 0
+        exceeded = False
+
+        async def bounded_receive() -> Message:
+            nonlocal seen, exceeded
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_body_bytes:
+                    exceeded = True
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            if not exceeded:
+                await send(message)
+
+        try:
+            await self.app(scope, bounded_receive, guarded_send)
+        except Exception:
+            if not exceeded:
+                raise
+        if exceeded:
+            await self._reject(scope, send, 413, self._too_large())
+
+    @staticmethod
+    async def _reject(scope: Scope, send: Send, status: int, detail: str) -> None:
+        response = problem_response(
+            {"title": _HTTP_TITLES[status], "detail": detail, "status": status}
+        )
+        await response(scope, _drain_nothing, send)
+
+
+async def _drain_nothing() -> Message:
+    return {"type": "http.disconnect"}

@@ -1,0 +1,1 @@
+"""Test support: fixtures that start real PostgreSQL and NATS servers."""

@@ -1,0 +1,49 @@
+"""Request dependencies of the gateway."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from cogplane.common.bus import Bus
+from cogplane.common.contracts.accounts import VERIFY_TOKEN, Caller, VerifyToken
+from cogplane.common.errors import Unauthenticated
+from cogplane.common.service import Runtime
+
+NO_TOKEN = "You did not pass an authentication token"  # noqa: S105 - a message
+BAD_TOKEN = "You did not pass a valid authentication token"  # noqa: S105 - a message
+_SCHEMES = ("bearer", "token")
+
+
+def get_bus(request: Request) -> Bus:
+    """The gateway's NATS connection."""
+    runtime: Runtime = request.app.state.runtime
+    return runtime.bus
+
+
+BusDep = Annotated[Bus, Depends(get_bus)]
+
+
+def bearer_token(request: Request) -> str:
+    """The token of ``Authorization: Bearer <token>`` (or the legacy ``Token`` scheme), or 401."""
+    header = request.headers.get("authorization")
+    if header is None or not header.strip():
+        raise Unauthenticated(NO_TOKEN)
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() not in _SCHEMES:
+        raise Unauthenticated(BAD_TOKEN)
+    if not token.strip():
+        raise Unauthenticated(NO_TOKEN)
+    return token.strip()
+
+
+async def current_caller(request: Request, bus: BusDep) -> Caller:
+    """The verified caller of this request."""
+    token = bearer_token(request)
+    if len(token) > 200 or not token.isascii():
+        raise Unauthenticated(BAD_TOKEN)
+    return await bus.request(VERIFY_TOKEN, VerifyToken(token=token))
+
+
+CurrentCaller = Annotated[Caller, Depends(current_caller)]

@@ -1,0 +1,1 @@
+"""The autoscaler: decides how many instances each target needs, and records why."""

@@ -1,0 +1,27 @@
+"""The autoscaler's FastAPI app."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from cogplane.autoscaler import consumers
+from cogplane.autoscaler.config import AutoscalerSettings
+from cogplane.common.contracts.scaling import LIST_DECISIONS
+from cogplane.common.service import ServiceSpec, create_service_app
+
+SPEC = ServiceSpec(
+    name="autoscaler",
+    title="Cogplane autoscaler",
+    description=(
+        "Decides the desired number of instances of each target within [min, max] from queue "
+        "depth, queue age, in-flight work and idle time; keeps an auditable log of decisions."
+    ),
+    uses_database=True,
+    start=consumers.register,
+    handlers=[LIST_DECISIONS.subject],
+)
+
+
+def create_app(settings: AutoscalerSettings | None = None) -> FastAPI:
+    """The autoscaler app for ``settings`` (read from the environment when omitted)."""
+    return create_service_app(SPEC, settings or AutoscalerSettings())

@@ -1,0 +1,1 @@
+"""Billing: meters setup, idle and processing time from the event stream."""

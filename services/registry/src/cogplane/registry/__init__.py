@@ -1,0 +1,1 @@
+"""The registry: accounts, organizations, API tokens (and later models, versions, deployments)."""

@@ -1,0 +1,15 @@
+"""Registry settings."""
+
+from __future__ import annotations
+
+from pydantic_settings import SettingsConfigDict
+
+from cogplane.common.config import ServiceSettings
+
+
+class RegistrySettings(ServiceSettings):
+    """Settings of the registry (env prefix ``COGPLANE_REGISTRY_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="COGPLANE_REGISTRY_", populate_by_name=True)
+
+    port: int = 8701

@@ -1,0 +1,1 @@
+"""The runner: a node agent that builds version environments and runs Cog instances."""

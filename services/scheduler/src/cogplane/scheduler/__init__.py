@@ -1,0 +1,1 @@
+"""The scheduler: predictions and their queues, runner nodes and instance placement."""

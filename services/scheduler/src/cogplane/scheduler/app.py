@@ -1,0 +1,30 @@
+"""The scheduler's FastAPI app."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from cogplane.common.contracts.runners import LIST_RUNNERS
+from cogplane.common.service import ServiceSpec, create_service_app
+from cogplane.scheduler import consumers
+from cogplane.scheduler.config import SchedulerSettings
+
+SPEC = ServiceSpec(
+    name="scheduler",
+    title="Cogplane scheduler",
+    description=(
+        "Admits predictions into per-target queues, places instances on runner nodes and hands "
+        "each prediction to exactly one instance. Keeps the inventory of runner nodes."
+    ),
+    uses_database=True,
+    start=consumers.register,
+    handlers=[
+        LIST_RUNNERS.subject,
+        f"consumer {consumers.RUNNER_CONSUMER}: {consumers.RUNNER_EVENTS}",
+    ],
+)
+
+
+def create_app(settings: SchedulerSettings | None = None) -> FastAPI:
+    """The scheduler app for ``settings`` (read from the environment when omitted)."""
+    return create_service_app(SPEC, settings or SchedulerSettings())
