@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from cogplane.common import migrations
 from cogplane.common.embedded import EmbeddedNats, EmbeddedPostgres, free_port
 
 
@@ -35,3 +36,17 @@ def nats_server(infra_dir: Path) -> Iterator[EmbeddedNats]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def migrated_schemas(postgres: EmbeddedPostgres) -> set[str]:
+    """Schemas already migrated in this session (see ``migrate_service``)."""
+    return set()
+
+
+def migrate_service(postgres: EmbeddedPostgres, done: set[str], package_file: str, schema: str) -> None:
+    """Apply a service's migrations once per session (tests build the database by migrating)."""
+    if schema in done:
+        return
+    migrations.upgrade(Path(package_file).parent / "migrations", postgres.url, schema)
+    done.add(schema)
