@@ -7,7 +7,7 @@ so that they drain while NATS and PostgreSQL are still up.
 
 from __future__ import annotations
 
-import json
+import asyncio
 import os
 import signal
 import subprocess
@@ -15,10 +15,13 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 
+from cogplane.common.bus import Bus
+from cogplane.common.contracts.accounts import DEV_BOOTSTRAP, DevAccount, DevBootstrap
 from cogplane.common.embedded import EmbeddedNats, EmbeddedPostgres, port_open
 
 
@@ -27,16 +30,15 @@ class ServiceDef:
     name: str
     module: str
     env_prefix: str
-    migrates: bool
 
 
 SERVICES = (
-    ServiceDef("registry", "cogplane.registry", "COGPLANE_REGISTRY_", migrates=True),
-    ServiceDef("scheduler", "cogplane.scheduler", "COGPLANE_SCHEDULER_", migrates=True),
-    ServiceDef("autoscaler", "cogplane.autoscaler", "COGPLANE_AUTOSCALER_", migrates=True),
-    ServiceDef("billing", "cogplane.billing", "COGPLANE_BILLING_", migrates=True),
-    ServiceDef("runner", "cogplane.runner", "COGPLANE_RUNNER_", migrates=False),
-    ServiceDef("api-gateway", "cogplane.gateway", "COGPLANE_GATEWAY_", migrates=False),
+    ServiceDef("registry", "cogplane.registry", "COGPLANE_REGISTRY_"),
+    ServiceDef("scheduler", "cogplane.scheduler", "COGPLANE_SCHEDULER_"),
+    ServiceDef("autoscaler", "cogplane.autoscaler", "COGPLANE_AUTOSCALER_"),
+    ServiceDef("billing", "cogplane.billing", "COGPLANE_BILLING_"),
+    ServiceDef("runner", "cogplane.runner", "COGPLANE_RUNNER_"),
+    ServiceDef("api-gateway", "cogplane.gateway", "COGPLANE_GATEWAY_"),
 )
 
 DEFAULT_PORTS = {
@@ -113,6 +115,8 @@ class DevStack:
                 "COGPLANE_DATABASE_URL": self.postgres.url,
                 "COGPLANE_NATS_URL": self.nats.url,
                 "COGPLANE_GATEWAY_PUBLIC_URL": self.gateway_url,
+                "COGPLANE_MIGRATE_ON_START": "true",
+                "COGPLANE_REGISTRY_ALLOW_DEV_BOOTSTRAP": "true",
                 "PYTHONUNBUFFERED": "1",
             }
         )
@@ -130,7 +134,6 @@ class DevStack:
         try:
             self.postgres.start()
             self.nats.start()
-            self.migrate()
             for svc in SERVICES:
                 self.start_service(svc.name)
             self.wait_ready(timeout)
@@ -149,23 +152,6 @@ class DevStack:
                 "ports "
                 "(COGPLANE_GATEWAY_PORT, COGPLANE_DEV_POSTGRES_PORT, COGPLANE_DEV_NATS_PORT, ...)."
             )
-
-    def migrate(self) -> None:
-        """Apply every service's migrations (in parallel; each owns its schema)."""
-        running = {
-            svc.name: subprocess.Popen(
-                [sys.executable, "-m", svc.module, "migrate"],
-                env=self.service_env(),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-            )
-            for svc in SERVICES
-            if svc.migrates
-        }
-        for name, proc in running.items():
-            output, _ = proc.communicate(timeout=120)
-            if proc.returncode != 0:
-                raise StackError(f"migrations of {name} failed:\n{output.decode(errors='replace')}")
 
     def start_service(self, name: str) -> None:
         """Start (or restart) one service process."""
@@ -224,24 +210,17 @@ class DevStack:
         if existing and self._token_works(existing):
             self.token = existing
         else:
-            result = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "cogplane.registry",
-                    "bootstrap",
-                    DEV_USER,
-                    DEV_ORGANIZATION,
-                ],
-                env=self.service_env(),
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if result.returncode != 0:
-                raise StackError(f"could not create the development account:\n{result.stderr}")
-            self.token = json.loads(result.stdout.strip().splitlines()[-1])["token"]
+            self.token = asyncio.run(self._bootstrap()).token
         self.write_env_file()
+
+    async def _bootstrap(self) -> DevAccount:
+        bus = Bus(self.nats.url, "cogplane-dev", timedelta(seconds=30))
+        await bus.connect()
+        try:
+            request = DevBootstrap(username=DEV_USER, organization=DEV_ORGANIZATION)
+            return await bus.request(DEV_BOOTSTRAP, request)
+        finally:
+            await bus.close()
 
     def _token_works(self, token: str) -> bool:
         response = httpx.get(

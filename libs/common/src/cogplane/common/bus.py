@@ -79,19 +79,28 @@ class Bus:
     # -- connection ---------------------------------------------------------------------------
 
     async def connect(self) -> None:
-        """Connect once (raises when the server cannot be reached) and ensure the streams."""
-        self._nc = await nats.connect(
-            self.url,
-            name=self.name,
-            connect_timeout=2,
-            allow_reconnect=True,
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=0.5,
-            error_cb=self._on_error,
-            disconnected_cb=self._on_disconnected,
-            reconnected_cb=self._on_reconnected,
-        )
-        self._js = self._nc.jetstream()
+        """Connect once (raises when the server cannot be reached) and ensure the streams.
+
+        The first connection fails fast so that the caller can say what it waits for; once
+        connected, the client reconnects by itself forever.
+        """
+        try:
+            nc = await nats.connect(
+                self.url,
+                name=self.name,
+                connect_timeout=2,
+                allow_reconnect=True,
+                max_reconnect_attempts=1,
+                reconnect_time_wait=0.2,
+                error_cb=self._on_error,
+                disconnected_cb=self._on_disconnected,
+                reconnected_cb=self._on_reconnected,
+            )
+        except Exception as exc:
+            raise Unavailable(f"cannot reach NATS at {self.url}: {self.last_error or exc}") from exc
+        nc.options["max_reconnect_attempts"] = -1
+        self._nc = nc
+        self._js = nc.jetstream()
         await self.ensure_streams()
         self.last_error = None
 
@@ -254,6 +263,8 @@ class Bus:
 
     async def request(self, rpc: Rpc[Req, Resp], body: Req, timeout: float | None = None) -> Resp:
         """Call ``rpc`` and return its typed reply; a problem reply is raised as CogplaneError."""
+        if not self.connected:  # fail fast rather than queue the request while reconnecting
+            raise Unavailable(f"Cannot call {rpc.name}: not connected to NATS")
         with _tracer.start_as_current_span(f"request {rpc.name}", kind=SpanKind.CLIENT) as span:
             span.set_attribute("messaging.system", "nats")
             span.set_attribute("messaging.destination.name", rpc.subject)
@@ -297,15 +308,7 @@ class Bus:
                 result = await handler(request)
                 reply = RpcReply(ok=True, result=result.model_dump(mode="json"))
             except ValidationError as exc:
-                fields = [
-                    {
-                        "type": e["type"],
-                        "field": ".".join(map(str, e["loc"])),
-                        "description": e["msg"],
-                    }
-                    for e in exc.errors()
-                ]
-                reply = RpcReply(ok=False, error=InvalidInput(fields).to_problem())
+                reply = RpcReply(ok=False, error=InvalidInput.of(exc).to_problem())
             except CogplaneError as exc:
                 reply = RpcReply(ok=False, error=exc.to_problem())
             except Exception as exc:

@@ -10,9 +10,20 @@ from __future__ import annotations
 
 from datetime import timedelta
 from enum import StrEnum
+from typing import Annotated, Any
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, BeforeValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _seconds(value: Any) -> Any:
+    if isinstance(value, str) and value.strip().replace(".", "", 1).isdigit():
+        return float(value)
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_seconds)]
+"""A duration: plain seconds (``"2.5"``) or ISO 8601 (``"PT2.5S"``) in the environment."""
 
 
 def _shared(name: str) -> AliasChoices:
@@ -36,6 +47,14 @@ class DatabaseSettings(BaseSettings):
         validation_alias=_shared("database_url"),
         description="SQLAlchemy URL of the PostgreSQL database (asyncpg driver).",
     )
+    migrate_on_start: bool = Field(
+        default=False,
+        validation_alias=_shared("migrate_on_start"),
+        description=(
+            "Apply the service's migrations when it starts (under a Postgres advisory lock, so "
+            "replicas take turns)."
+        ),
+    )
     database_pool_size: int = Field(
         default=10,
         ge=1,
@@ -52,7 +71,7 @@ class NatsSettings(BaseSettings):
         validation_alias=_shared("nats_url"),
         description="URL of the NATS server (JetStream enabled).",
     )
-    request_timeout: timedelta = Field(
+    request_timeout: Duration = Field(
         default=timedelta(seconds=5),
         validation_alias=_shared("request_timeout"),
         description="Default timeout of NATS request-reply calls.",
@@ -86,11 +105,11 @@ class ServiceSettings(DatabaseSettings, NatsSettings, TelemetrySettings):
 
     host: str = Field(default="127.0.0.1", description="Interface the HTTP server binds.")
     port: int = Field(default=8700, ge=0, le=65535, description="HTTP port.")
-    shutdown_grace: timedelta = Field(
+    shutdown_grace: Duration = Field(
         default=timedelta(seconds=20),
         description="On SIGTERM, how long in-flight work may take before it is cancelled.",
     )
-    connect_retry_max: timedelta = Field(
+    connect_retry_max: Duration = Field(
         default=timedelta(seconds=5),
         description="Longest pause between attempts to reach PostgreSQL or NATS at start-up.",
     )

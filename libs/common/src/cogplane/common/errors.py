@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ValidationError
+
 
 class CogplaneError(Exception):
     """An expected failure that carries its HTTP status.
@@ -99,6 +101,16 @@ class InvalidInput(CogplaneError):
     def __init__(self, invalid_fields: list[dict[str, str]], *, title: str | None = None) -> None:
         detail = "".join(f"- {f['field']}: {f['description']}\n" for f in invalid_fields)
         super().__init__(detail, title=title, extra={"invalid_fields": invalid_fields})
+
+    @classmethod
+    def of(cls, exc: ValidationError) -> InvalidInput:
+        """The problem for a pydantic validation error, one invalid field per error."""
+        return cls(
+            [
+                {"type": e["type"], "field": ".".join(map(str, e["loc"])), "description": e["msg"]}
+                for e in exc.errors()
+            ]
+        )
 
 
 class Unavailable(CogplaneError):

@@ -9,11 +9,12 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from cogplane.common.errors import CogplaneError
+from cogplane.common.errors import CogplaneError, InvalidInput
 
 PROBLEM_JSON = "application/problem+json"
 logger = logging.getLogger(__name__)
@@ -80,6 +81,12 @@ async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _on_contract_error(_: Request, exc: Exception) -> JSONResponse:
+    """A path or query value that a message contract refuses (for example a NUL character)."""
+    assert isinstance(exc, ValidationError)
+    return problem_response(InvalidInput.of(exc).to_problem())
+
+
 async def _on_http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
@@ -102,6 +109,7 @@ def install_error_handlers(app: FastAPI) -> None:
     """Render every error of ``app`` as problem+json."""
     app.add_exception_handler(CogplaneError, _on_domain_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(ValidationError, _on_contract_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(Exception, _on_unexpected)
 

@@ -51,6 +51,8 @@ def run_env(context: Any, metadata: MetaData) -> None:
     assert url is not None
 
     def migrate(connection: Connection) -> None:
+        # Replicas migrating at start-up take turns; the lock ends with the transaction.
+        connection.execute(text("SELECT pg_advisory_xact_lock(hashtext(:s))"), {"s": schema})
         connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
         context.configure(
             connection=connection,

@@ -14,11 +14,13 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from cogplane.common import migrations
 from cogplane.common.bus import Bus
 from cogplane.common.config import ServiceSettings
 from cogplane.common.db import Database
@@ -67,6 +69,8 @@ class ServiceSpec:
     title: str
     description: str
     uses_database: bool
+    schema: str | None = None
+    migrations: Path | None = None
     routers: Sequence[APIRouter] = ()
     start: StartHook | None = None
     stop: StopHook | None = None
@@ -99,6 +103,11 @@ async def _bring_up(rt: Runtime, spec: ServiceSpec) -> None:
     if rt.db is not None:
         rt.waiting_for["database"] = "connecting"
         await _connect_with_retry("database", rt.db.ping, rt)
+        if rt.settings.migrate_on_start and spec.migrations is not None and spec.schema:
+            rt.waiting_for["migrations"] = "applying"
+            url = rt.settings.database_url.get_secret_value()
+            await asyncio.to_thread(migrations.upgrade, spec.migrations, url, spec.schema)
+            rt.waiting_for.pop("migrations")
     await _connect_with_retry("nats", rt.bus.connect, rt)
     if spec.start is not None:
         await spec.start(rt)
@@ -173,7 +182,11 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
         shutdown_tracing()
 
     app = FastAPI(
-        title=spec.title, description=spec.description, version="0.1.0", lifespan=lifespan
+        title=spec.title,
+        description=spec.description,
+        version="0.1.0",
+        lifespan=lifespan,
+        redirect_slashes=False,
     )
     install_error_handlers(app)
     app.add_middleware(

@@ -6,7 +6,9 @@ from fastapi import FastAPI
 
 from cogplane.autoscaler import consumers
 from cogplane.autoscaler.config import AutoscalerSettings
+from cogplane.autoscaler.models import SCHEMA
 from cogplane.common.contracts.scaling import LIST_DECISIONS
+from cogplane.common.db import migrations_dir
 from cogplane.common.service import ServiceSpec, create_service_app
 
 SPEC = ServiceSpec(
@@ -17,6 +19,8 @@ SPEC = ServiceSpec(
         "depth, queue age, in-flight work and idle time; keeps an auditable log of decisions."
     ),
     uses_database=True,
+    schema=SCHEMA,
+    migrations=migrations_dir(__file__),
     start=consumers.register,
     handlers=[LIST_DECISIONS.subject],
 )

@@ -6,7 +6,9 @@ from fastapi import FastAPI
 
 from cogplane.billing import consumers
 from cogplane.billing.config import BillingSettings
+from cogplane.billing.models import SCHEMA
 from cogplane.common.contracts.billing import INGEST_STATUS
+from cogplane.common.db import migrations_dir
 from cogplane.common.service import ServiceSpec, create_service_app
 
 SPEC = ServiceSpec(
@@ -17,6 +19,8 @@ SPEC = ServiceSpec(
         "seconds per instance and hardware SKU."
     ),
     uses_database=True,
+    schema=SCHEMA,
+    migrations=migrations_dir(__file__),
     start=consumers.register,
     handlers=[INGEST_STATUS.subject, f"consumer {consumers.CONSUMER}: {consumers.EVENTS}"],
 )

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from cogplane.common.db import migrations_dir
 from cogplane.common.service import ServiceSpec, create_service_app
 from cogplane.registry import consumers
 from cogplane.registry.config import RegistrySettings
+from cogplane.registry.models import SCHEMA
 
 SPEC = ServiceSpec(
     name="registry",
@@ -17,6 +19,8 @@ SPEC = ServiceSpec(
         "served to the public through the api-gateway."
     ),
     uses_database=True,
+    schema=SCHEMA,
+    migrations=migrations_dir(__file__),
     start=consumers.register,
     handlers=[rpc.subject for rpc, _ in consumers.HANDLERS],
 )

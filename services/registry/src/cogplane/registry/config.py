@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from cogplane.common.config import ServiceSettings
@@ -13,3 +14,10 @@ class RegistrySettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="COGPLANE_REGISTRY_", populate_by_name=True)
 
     port: int = 8701
+    allow_dev_bootstrap: bool = Field(
+        default=False,
+        description=(
+            "Serve registry.dev.bootstrap, which creates an administrator and a token for anyone "
+            "on NATS. Only for `cogplane dev`."
+        ),
+    )

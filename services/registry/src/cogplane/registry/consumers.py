@@ -9,6 +9,8 @@ from cogplane.common.contracts import accounts as c
 from cogplane.common.contracts.base import Contract, Empty, Req, Resp, Rpc
 from cogplane.common.errors import Forbidden
 from cogplane.common.service import Runtime
+from cogplane.registry.bootstrap import ensure_admin
+from cogplane.registry.config import RegistrySettings
 from cogplane.registry.repository import AccountRepository
 from cogplane.registry.service import AccountService, to_account
 
@@ -86,7 +88,15 @@ def _in_unit_of_work(rt: Runtime, handler: Handler) -> Callable[[Req], Awaitable
     return run
 
 
+async def _dev_bootstrap(svc: AccountService, req: c.DevBootstrap) -> c.DevAccount:
+    return await ensure_admin(svc.repo, req.username, req.organization)
+
+
 async def register(rt: Runtime) -> None:
     """Serve every accounts call, one transaction per request."""
     for rpc, handler in HANDLERS:
         await rt.bus.serve(rpc, _in_unit_of_work(rt, handler))
+    settings = rt.settings
+    assert isinstance(settings, RegistrySettings)
+    if settings.allow_dev_bootstrap:
+        await rt.bus.serve(c.DEV_BOOTSTRAP, _in_unit_of_work(rt, _dev_bootstrap))

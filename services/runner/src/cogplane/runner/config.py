@@ -9,7 +9,7 @@ from datetime import timedelta
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from cogplane.common.config import ServiceSettings
+from cogplane.common.config import Duration, ServiceSettings
 
 
 class RunnerSettings(ServiceSettings):
@@ -33,6 +33,6 @@ class RunnerSettings(ServiceSettings):
             "(for example 'gpu-t4:2'). Such instances run on the CPU and are labelled simulated."
         ),
     )
-    heartbeat_interval: timedelta = Field(
+    heartbeat_interval: Duration = Field(
         default=timedelta(seconds=5), description="How often the node announces itself."
     )

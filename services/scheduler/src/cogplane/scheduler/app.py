@@ -5,9 +5,11 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from cogplane.common.contracts.runners import LIST_RUNNERS
+from cogplane.common.db import migrations_dir
 from cogplane.common.service import ServiceSpec, create_service_app
 from cogplane.scheduler import consumers
 from cogplane.scheduler.config import SchedulerSettings
+from cogplane.scheduler.models import SCHEMA
 
 SPEC = ServiceSpec(
     name="scheduler",
@@ -17,6 +19,8 @@ SPEC = ServiceSpec(
         "each prediction to exactly one instance. Keeps the inventory of runner nodes."
     ),
     uses_database=True,
+    schema=SCHEMA,
+    migrations=migrations_dir(__file__),
     start=consumers.register,
     handlers=[
         LIST_RUNNERS.subject,

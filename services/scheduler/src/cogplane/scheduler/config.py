@@ -7,7 +7,7 @@ from datetime import timedelta
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from cogplane.common.config import ServiceSettings
+from cogplane.common.config import Duration, ServiceSettings
 
 
 class SchedulerSettings(ServiceSettings):
@@ -16,7 +16,7 @@ class SchedulerSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="COGPLANE_SCHEDULER_", populate_by_name=True)
 
     port: int = 8702
-    runner_offline_after: timedelta = Field(
+    runner_offline_after: Duration = Field(
         default=timedelta(seconds=15),
         description="A runner not heard from for this long is considered offline.",
     )

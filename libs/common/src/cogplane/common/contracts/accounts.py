@@ -69,7 +69,7 @@ class RevokeToken(CallerRef):
 class CreateOrganization(CallerRef):
     username: str = Field(pattern=USERNAME_PATTERN)
     name: str = Field(min_length=1, max_length=200)
-    github_url: str | None = None
+    github_url: str | None = Field(default=None, max_length=500)
 
 
 class Membership(Contract):
@@ -102,8 +102,21 @@ class OrganizationRef(CallerRef):
 class CreateUser(CallerRef):
     username: str = Field(pattern=USERNAME_PATTERN)
     name: str = Field(min_length=1, max_length=200)
-    github_url: str | None = None
+    github_url: str | None = Field(default=None, max_length=500)
     is_admin: bool = False
+
+
+class DevBootstrap(Contract):
+    """Ensure a development administrator and organization exist; issue a token."""
+
+    username: str = Field(pattern=USERNAME_PATTERN)
+    organization: str = Field(pattern=USERNAME_PATTERN)
+
+
+class DevAccount(Contract):
+    account: Account
+    organization: Account
+    token: str
 
 
 VERIFY_TOKEN = Rpc("registry.tokens.verify", VerifyToken, Caller)
@@ -116,3 +129,4 @@ LIST_MEMBERSHIPS = Rpc("registry.organizations.mine", CallerRef, MembershipList)
 LIST_MEMBERS = Rpc("registry.organizations.members", OrganizationRef, MemberList)
 ADD_MEMBER = Rpc("registry.organizations.add_member", MemberRequest, Member)
 REMOVE_MEMBER = Rpc("registry.organizations.remove_member", MemberRequest, Empty)
+DEV_BOOTSTRAP = Rpc("registry.dev.bootstrap", DevBootstrap, DevAccount)

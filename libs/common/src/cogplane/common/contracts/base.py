@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from cogplane.common.db import utcnow
 
@@ -23,7 +23,29 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
-class Contract(BaseModel):
+def _nul_free(value: Any, path: str = "") -> None:
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError(f"{path or 'value'} must not contain NUL characters")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _nul_free(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            _nul_free(item, f"{path}.{index}" if path else str(index))
+
+
+class NulFree(BaseModel):
+    """Refuses NUL characters in any string: PostgreSQL cannot store them in text columns."""
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, value: Any, info: ValidationInfo) -> Any:
+        _nul_free(value, info.field_name or "")
+        return value
+
+
+class Contract(NulFree):
     """Base of every message body: readers ignore fields they do not know."""
 
     model_config = ConfigDict(extra="ignore")

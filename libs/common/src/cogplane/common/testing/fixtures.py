@@ -44,7 +44,9 @@ def migrated_schemas(postgres: EmbeddedPostgres) -> set[str]:
     return set()
 
 
-def migrate_service(postgres: EmbeddedPostgres, done: set[str], package_file: str, schema: str) -> None:
+def migrate_service(
+    postgres: EmbeddedPostgres, done: set[str], package_file: str, schema: str
+) -> None:
     """Apply a service's migrations once per session (tests build the database by migrating)."""
     if schema in done:
         return

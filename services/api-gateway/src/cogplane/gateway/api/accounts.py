@@ -42,8 +42,11 @@ async def list_tokens(caller: CurrentCaller, bus: BusDep) -> TokenPage:
 
 
 @router.post("/tokens", response_model=TokenCreated, status_code=status.HTTP_201_CREATED)
-async def create_token(body: TokenCreate, caller: CurrentCaller, bus: BusDep) -> TokenCreated:
+async def create_token(
+    caller: CurrentCaller, bus: BusDep, body: TokenCreate | None = None
+) -> TokenCreated:
     """Create an API token; the response is the only time its secret is shown."""
+    body = body or TokenCreate()
     created = await bus.request(
         c.CREATE_TOKEN, c.CreateToken(account_id=caller.account.id, name=body.name)
     )

@@ -8,10 +8,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from cogplane.common.contracts.accounts import USERNAME_PATTERN
+from cogplane.common.contracts.base import NulFree
 
 
-class Body(BaseModel):
-    """Request bodies reject unknown fields, so typos are reported rather than ignored."""
+class Body(NulFree):
+    """Request bodies reject unknown fields and NUL characters, reported rather than ignored."""
 
     model_config = ConfigDict(extra="forbid")
 
