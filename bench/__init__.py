@@ -1,0 +1,1 @@
+"""Benchmarks of the platform (``make bench``)."""

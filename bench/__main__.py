@@ -1,0 +1,123 @@
+"""``python -m bench``: latency and throughput of the authenticated API path.
+
+Starts the platform the way ``make dev`` does (fresh data, free ports) and measures, in one run:
+
+* ``nats``: the registry's token check called directly over NATS (the gateway's per-request call);
+* ``http``: ``GET /v1/account`` through the gateway (HTTP + auth over NATS + response);
+
+and prints percentiles, the gateway's added latency (http - nats) and the ratio of their
+throughputs. Prediction benchmarks against calling Cog directly join this file with predictions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+
+from cogplane.cli.devstack import DEFAULT_PORTS, DevStack
+from cogplane.common.bus import Bus
+from cogplane.common.contracts.accounts import VERIFY_TOKEN, VerifyToken
+from cogplane.common.embedded import free_port
+
+SEQUENTIAL = 500
+CONCURRENT = 2000
+CONCURRENCY = 16
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def latencies(call: Callable[[], Awaitable[object]], n: int) -> list[float]:
+    for _ in range(50):  # warm-up
+        await call()
+    samples = []
+    for _ in range(n):
+        start = time.perf_counter()
+        await call()
+        samples.append((time.perf_counter() - start) * 1000)
+    return samples
+
+
+async def throughput(call: Callable[[], Awaitable[object]], n: int, concurrency: int) -> float:
+    remaining = n
+
+    async def worker() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            await call()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return n / (time.perf_counter() - start)
+
+
+def report(name: str, samples: list[float], rate: float) -> None:
+    print(
+        f"{name:<6} p50 {percentile(samples, 0.5):6.2f} ms  p99 {percentile(samples, 0.99):6.2f} ms"
+        f"  mean {statistics.fmean(samples):6.2f} ms  throughput {rate:7.0f} req/s"
+    )
+
+
+async def measure(stack: DevStack) -> None:
+    assert stack.token is not None
+    token = stack.token
+    bus = Bus(stack.nats.url, "bench", timedelta(seconds=10))
+    await bus.connect()
+    headers = {"Authorization": f"Bearer {token}"}
+    limits = httpx.Limits(max_connections=CONCURRENCY)
+    async with httpx.AsyncClient(
+        base_url=stack.gateway_url, headers=headers, limits=limits
+    ) as http:
+
+        async def via_nats() -> object:
+            return await bus.request(VERIFY_TOKEN, VerifyToken(token=token))
+
+        async def via_http() -> object:
+            response = await http.get("/v1/account")
+            response.raise_for_status()
+            return response
+
+        nats_samples = await latencies(via_nats, SEQUENTIAL)
+        http_samples = await latencies(via_http, SEQUENTIAL)
+        nats_rate = await throughput(via_nats, CONCURRENT, CONCURRENCY)
+        http_rate = await throughput(via_http, CONCURRENT, CONCURRENCY)
+    await bus.close()
+
+    print(
+        f"\nGET /v1/account, {SEQUENTIAL} sequential calls, {CONCURRENT} at {CONCURRENCY} concurrent"
+    )
+    report("nats", nats_samples, nats_rate)
+    report("http", http_samples, http_rate)
+    added_p50 = percentile(http_samples, 0.5) - percentile(nats_samples, 0.5)
+    added_p99 = percentile(http_samples, 0.99) - percentile(nats_samples, 0.99)
+    print(
+        f"gateway adds p50 {added_p50:.2f} ms, p99 {added_p99:.2f} ms;"
+        f" throughput ratio http/nats {http_rate / nats_rate:.2f}"
+    )
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as root:
+        stack = DevStack(
+            Path(root) / ".cogplane",
+            ports={name: free_port() for name in DEFAULT_PORTS},
+            durable=False,
+        )
+        stack.start()
+        try:
+            asyncio.run(measure(stack))
+        finally:
+            stack.stop()
+
+
+main()
