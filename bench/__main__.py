@@ -93,9 +93,7 @@ async def measure(stack: DevStack) -> None:
         http_rate = await throughput(via_http, CONCURRENT, CONCURRENCY)
     await bus.close()
 
-    print(
-        f"\nGET /v1/account, {SEQUENTIAL} sequential calls, {CONCURRENT} at {CONCURRENCY} concurrent"
-    )
+    print(f"\nGET /v1/account: {SEQUENTIAL} sequential, {CONCURRENT} at {CONCURRENCY} concurrent")
     report("nats", nats_samples, nats_rate)
     report("http", http_samples, http_rate)
     added_p50 = percentile(http_samples, 0.5) - percentile(nats_samples, 0.5)
