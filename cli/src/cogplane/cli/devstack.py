@@ -22,7 +22,7 @@ import httpx
 
 from cogplane.common.bus import Bus
 from cogplane.common.contracts.accounts import DEV_BOOTSTRAP, DevAccount, DevBootstrap
-from cogplane.common.embedded import EmbeddedNats, EmbeddedPostgres, port_open
+from cogplane.common.embedded import EmbeddedNats, EmbeddedPostgres, die_with_parent, port_open
 
 
 @dataclass(frozen=True)
@@ -163,6 +163,7 @@ class DevStack:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=die_with_parent,  # noqa: PLW1509 - one prctl call
             )
 
     def stop_service(self, name: str, timeout: float = 30.0) -> int | None:
