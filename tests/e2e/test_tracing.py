@@ -8,6 +8,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from cogplane.cli.devstack import DevStack
@@ -22,8 +23,13 @@ def read_spans(path: Path) -> list[dict[str, Any]]:
 def test_trace_started_at_the_gateway_continues_in_the_registry(
     stack: DevStack, auth: dict[str, str], spans_file: Path
 ) -> None:
+    # A token the gateway has not seen yet, so that it asks the registry to verify it.
+    created = httpx.post(f"{stack.gateway_url}/v1/tokens", json={"name": "trace"}, headers=auth)
     trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
-    headers = auth | {"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"}
+    headers = {
+        "Authorization": f"Bearer {created.json()['token']}",
+        "traceparent": f"00-{trace_id}-00f067aa0ba902b7-01",
+    }
     # urllib, not httpx: in-process tests may have instrumented httpx in this process, which
     # would replace our traceparent with its own.
     request = urllib.request.Request(f"{stack.gateway_url}/v1/account", headers=headers)  # noqa: S310

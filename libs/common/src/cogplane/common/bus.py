@@ -14,7 +14,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import nats
 from nats.aio.client import Client as NatsClient
@@ -29,10 +29,12 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from pydantic import ValidationError
 
 from cogplane.common.contracts.base import (
+    BROADCAST_PREFIX,
     DEAD_LETTER_PREFIX,
     DEAD_LETTER_STREAM,
     EVENTS_PREFIX,
     EVENTS_STREAM,
+    Broadcast,
     Event,
     Req,
     Resp,
@@ -47,6 +49,7 @@ logger = logging.getLogger(__name__)
 REDELIVERY = RetryPolicy(initial=0.5, maximum=30.0)
 _tracer = trace.get_tracer("cogplane.bus")
 
+B = TypeVar("B", bound=Broadcast)
 EventHandler = Callable[[bytes, dict[str, str]], Awaitable[None]]
 
 
@@ -74,6 +77,7 @@ class Bus:
         self._inflight: set[asyncio.Task[None]] = set()
         self._accepting = True
         self._closing = False
+        self._lost_callbacks: list[Callable[[], None]] = []
         self.last_error: str | None = None
 
     # -- connection ---------------------------------------------------------------------------
@@ -148,7 +152,13 @@ class Bus:
     async def _on_error(self, exc: Exception) -> None:
         self.last_error = f"{type(exc).__name__}: {exc}".strip()
 
+    def on_connection_lost(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` whenever the connection drops (broadcasts may be missed from then)."""
+        self._lost_callbacks.append(callback)
+
     async def _on_disconnected(self) -> None:
+        for callback in self._lost_callbacks:
+            callback()
         if self._closing:
             return
         logger.warning("disconnected from NATS at %s; reconnecting", self.url)
@@ -258,6 +268,24 @@ class Bus:
         headers["Cogplane-Original-Subject"] = msg.subject
         await self.js.publish(f"{DEAD_LETTER_PREFIX}.{durable}", msg.data, headers=headers)
         await msg.term()
+
+    # -- broadcasts ----------------------------------------------------------------------------
+
+    async def broadcast(self, notice: Broadcast) -> None:
+        """Send a best-effort notice to every subscriber (not stored, not retried)."""
+        await self.nc.publish(notice.subject, notice.model_dump_json().encode())
+
+    async def on_broadcast(self, kind: type[B], handler: Callable[[B], None]) -> None:
+        """Call ``handler`` with every notice of ``kind`` (in every process, no queue group)."""
+
+        async def on_message(msg: Msg) -> None:
+            try:
+                handler(kind.model_validate_json(msg.data))
+            except ValidationError:
+                logger.warning("ignoring malformed %s notice", kind.__name__)
+
+        subject = f"{BROADCAST_PREFIX}.{kind.subject_suffix}"
+        self._subscriptions.append(await self.nc.subscribe(subject, cb=on_message))
 
     # -- request-reply ------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import DateTime, MetaData, text
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -18,6 +20,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from cogplane.common.config import DatabaseSettings
+from cogplane.common.errors import Unavailable
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -40,6 +43,15 @@ def schema_metadata(schema: str) -> MetaData:
 
 # Every timestamp is timezone-aware; a service's ``Base`` sets this as its ``type_annotation_map``.
 TYPE_ANNOTATION_MAP: dict[Any, Any] = {datetime: DateTime(timezone=True)}
+
+
+# Errors that mean "cannot talk to PostgreSQL" rather than "this statement is wrong".
+_UNREACHABLE = (OperationalError, InterfaceError, OSError)
+
+
+async def _rollback_quietly(session: AsyncSession) -> None:
+    with contextlib.suppress(*_UNREACHABLE):  # gone: PostgreSQL rolled back by itself
+        await session.rollback()
 
 
 class Database:
@@ -66,8 +78,11 @@ class Database:
             try:
                 yield session
                 await session.commit()
+            except _UNREACHABLE as exc:
+                await _rollback_quietly(session)
+                raise Unavailable("The database is unavailable; try again shortly") from exc
             except BaseException:
-                await session.rollback()
+                await _rollback_quietly(session)
                 raise
 
     async def ping(self, timeout: float = 2.0) -> None:

@@ -4,9 +4,22 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from cogplane.common.service import ServiceSpec, create_service_app
+from cogplane.common.contracts.accounts import AccountsChanged
+from cogplane.common.contracts.base import BROADCAST_PREFIX
+from cogplane.common.service import Runtime, ServiceSpec, create_service_app
 from cogplane.gateway.api import accounts
+from cogplane.gateway.auth import CallerCache
 from cogplane.gateway.config import GatewaySettings
+
+
+async def _start(rt: Runtime) -> None:
+    settings = rt.settings
+    assert isinstance(settings, GatewaySettings)
+    cache = CallerCache(settings.auth_cache_ttl.total_seconds(), settings.auth_cache_size)
+    rt.extras["callers"] = cache
+    rt.bus.on_connection_lost(cache.clear)
+    await rt.bus.on_broadcast(AccountsChanged, cache.forget)
+
 
 SPEC = ServiceSpec(
     name="api-gateway",
@@ -17,6 +30,8 @@ SPEC = ServiceSpec(
     ),
     uses_database=False,
     routers=[accounts.router],
+    start=_start,
+    handlers=[f"listens to {BROADCAST_PREFIX}.{AccountsChanged.subject_suffix}"],
 )
 
 

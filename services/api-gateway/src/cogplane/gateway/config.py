@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from cogplane.common.config import ServiceSettings
+from cogplane.common.config import Duration, ServiceSettings
 
 
 class GatewaySettings(ServiceSettings):
@@ -14,6 +16,15 @@ class GatewaySettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="COGPLANE_GATEWAY_", populate_by_name=True)
 
     port: int = 8700
+    auth_cache_ttl: Duration = Field(
+        default=timedelta(seconds=30),
+        description=(
+            "How long a verified token is trusted without asking the registry again. Revocations "
+            "and membership changes take effect at once regardless (they are broadcast); 0 "
+            "disables the cache."
+        ),
+    )
+    auth_cache_size: int = Field(default=10_000, ge=1, description="Tokens remembered at most.")
     public_url: str = Field(
         default="",
         description=(

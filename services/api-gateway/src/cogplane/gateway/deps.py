@@ -10,6 +10,7 @@ from cogplane.common.bus import Bus
 from cogplane.common.contracts.accounts import VERIFY_TOKEN, Caller, VerifyToken
 from cogplane.common.errors import Unauthenticated
 from cogplane.common.service import Runtime
+from cogplane.gateway.auth import CallerCache
 
 NO_TOKEN = "You did not pass an authentication token"  # noqa: S105 - a message
 BAD_TOKEN = "You did not pass a valid authentication token"  # noqa: S105 - a message
@@ -39,11 +40,18 @@ def bearer_token(request: Request) -> str:
 
 
 async def current_caller(request: Request, bus: BusDep) -> Caller:
-    """The verified caller of this request."""
+    """The verified caller of this request (from the cache when recently verified)."""
     token = bearer_token(request)
     if len(token) > 200 or not token.isascii():
         raise Unauthenticated(BAD_TOKEN)
-    return await bus.request(VERIFY_TOKEN, VerifyToken(token=token))
+    runtime: Runtime = request.app.state.runtime
+    cache: CallerCache = runtime.extras["callers"]
+    if (caller := cache.get(token)) is not None and bus.connected:
+        return caller
+    generation = cache.generation
+    caller = await bus.request(VERIFY_TOKEN, VerifyToken(token=token))
+    cache.put(token, caller, generation)
+    return caller
 
 
 CurrentCaller = Annotated[Caller, Depends(current_caller)]

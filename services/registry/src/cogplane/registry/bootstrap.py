@@ -16,9 +16,9 @@ from cogplane.registry.repository import AccountRepository
 from cogplane.registry.service import AccountService, to_account
 
 
-async def ensure_admin(repo: AccountRepository, username: str, organization: str) -> DevAccount:
+async def ensure_admin(svc: AccountService, username: str, organization: str) -> DevAccount:
     """Ensure ``username`` (an administrator) owns ``organization``; issue a new token."""
-    svc = AccountService(repo)
+    repo = svc.repo
     user = await repo.by_username(username) or await svc.create_user(
         username, "Development user", None, is_admin=True
     )
@@ -27,6 +27,7 @@ async def ensure_admin(repo: AccountRepository, username: str, organization: str
         org = await svc.create_organization(user.id, organization, "Development organization", None)
     elif await repo.membership(org.id, user.id) is None:
         await repo.add(MembershipRow(organization_id=org.id, user_id=user.id, role="owner"))
+        svc.changed.account_ids.append(user.id)
     token = await svc.create_token(user.id, "development")
     return DevAccount(account=to_account(user), organization=to_account(org), token=token.token)
 
@@ -38,7 +39,9 @@ async def bootstrap(
     db = Database(settings, "registry-bootstrap")
     try:
         async with db.unit_of_work() as session:
-            result = await ensure_admin(AccountRepository(session), username, organization)
+            result = await ensure_admin(
+                AccountService(AccountRepository(session)), username, organization
+            )
         return result.model_dump(mode="json")
     finally:
         await db.close()

@@ -82,14 +82,17 @@ HANDLERS: list[tuple[Rpc[Any, Any], Handler]] = [
 def _in_unit_of_work(rt: Runtime, handler: Handler) -> Callable[[Req], Awaitable[Resp]]:
     async def run(request: Req) -> Resp:
         async with rt.require_db().unit_of_work() as session:
-            result = await handler(AccountService(AccountRepository(session)), request)
+            svc = AccountService(AccountRepository(session))
+            result = await handler(svc, request)
+        if svc.changed.account_ids or svc.changed.token_ids:  # after the commit, never before
+            await rt.bus.broadcast(svc.changed)
         return result  # type: ignore[return-value]
 
     return run
 
 
 async def _dev_bootstrap(svc: AccountService, req: c.DevBootstrap) -> c.DevAccount:
-    return await ensure_admin(svc.repo, req.username, req.organization)
+    return await ensure_admin(svc, req.username, req.organization)
 
 
 async def register(rt: Runtime) -> None:

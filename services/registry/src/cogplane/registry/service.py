@@ -8,6 +8,7 @@ from sqlalchemy.exc import IntegrityError
 
 from cogplane.common.contracts.accounts import (
     Account,
+    AccountsChanged,
     Caller,
     CreatedToken,
     Member,
@@ -53,6 +54,8 @@ class AccountService:
 
     def __init__(self, repo: AccountRepository) -> None:
         self.repo = repo
+        # What callers' caches must forget once this unit of work commits.
+        self.changed = AccountsChanged()
 
     async def verify(self, token: str) -> Caller:
         """The caller a token belongs to, or 401."""
@@ -101,6 +104,7 @@ class AccountService:
         if row is None:
             raise NotFound("Token not found")
         row.revoked_at = utcnow()
+        self.changed.token_ids.append(row.id)
 
     async def create_user(
         self, username: str, name: str, github_url: str | None, *, is_admin: bool = False
@@ -115,6 +119,7 @@ class AccountService:
         creator = await self.user(creator_id)
         org = await self._create_account("organization", username, name, github_url)
         await self.repo.add(MembershipRow(organization_id=org.id, user_id=creator.id, role="owner"))
+        self.changed.account_ids.append(creator.id)
         return org
 
     async def _create_account(
@@ -167,6 +172,7 @@ class AccountService:
         if await self.repo.membership(org.id, user.id) is not None:
             raise Conflict(f"{username!r} is already a member of {organization!r}")
         await self.repo.add(MembershipRow(organization_id=org.id, user_id=user.id, role="member"))
+        self.changed.account_ids.append(user.id)
         return Member(account=to_account(user), role="member")
 
     async def remove_member(self, owner_id: str, organization: str, username: str) -> None:
@@ -181,3 +187,4 @@ class AccountService:
         if target.role == "owner" and await self.repo.count_owners(org.id) == 1:
             raise Conflict("An organization must keep at least one owner")
         await self.repo.delete(target)
+        self.changed.account_ids.append(target.user_id)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from cogplane.common.contracts.base import Contract, Empty, Rpc
+from cogplane.common.contracts.base import Broadcast, Contract, Empty, Rpc
 
 USERNAME_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,37}[a-z0-9])?$"
 
@@ -104,6 +104,14 @@ class CreateUser(CallerRef):
     name: str = Field(min_length=1, max_length=200)
     github_url: str | None = Field(default=None, max_length=500)
     is_admin: bool = False
+
+
+class AccountsChanged(Broadcast):
+    """Tokens were revoked or memberships changed: cached callers of these must be dropped."""
+
+    subject_suffix: ClassVar[str] = "accounts.changed"
+    account_ids: list[str] = Field(default_factory=list)
+    token_ids: list[str] = Field(default_factory=list)
 
 
 class DevBootstrap(Contract):

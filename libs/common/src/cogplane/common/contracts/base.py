@@ -16,6 +16,7 @@ EVENTS_PREFIX = "cogplane.events"
 DEAD_LETTER_STREAM = "COGPLANE_DEAD_LETTERS"
 DEAD_LETTER_PREFIX = "cogplane.deadletter"
 RPC_PREFIX = "cogplane.rpc"
+BROADCAST_PREFIX = "cogplane.broadcast"
 
 
 def new_id() -> str:
@@ -86,6 +87,21 @@ class Rpc(Generic[Req, Resp]):
     def subject(self) -> str:
         """The NATS subject the callee listens on."""
         return f"{RPC_PREFIX}.{self.name}"
+
+
+class Broadcast(Contract):
+    """A best-effort notice to every interested process (core NATS, not stored).
+
+    For cache invalidation and the like: receivers must stay correct if they miss one (for
+    example by clearing their caches when their connection drops).
+    """
+
+    subject_suffix: ClassVar[str]
+
+    @property
+    def subject(self) -> str:
+        """The core NATS subject of this notice."""
+        return f"{BROADCAST_PREFIX}.{self.subject_suffix}"
 
 
 class RpcReply(Contract):
