@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 from cogplane.common.errors import Conflict, InvalidInput
-from cogplane.common.http import RequestGuard, install_error_handlers
+from cogplane.common.http import BodyRule, RequestGuard, install_error_handlers
 
 
 class Thing(BaseModel):
@@ -19,7 +19,7 @@ class Thing(BaseModel):
 def make_app() -> FastAPI:
     app = FastAPI()
     install_error_handlers(app)
-    app.add_middleware(RequestGuard, max_body_bytes=100)
+    app.add_middleware(RequestGuard, rules=[BodyRule("", 100)])
     seen: list[Thing] = []
 
     @app.post("/things")

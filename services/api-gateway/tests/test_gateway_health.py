@@ -12,6 +12,13 @@ V1_PATHS = {
     "/v1/organizations": {"get", "post"},
     "/v1/organizations/{organization}/members": {"get", "post"},
     "/v1/organizations/{organization}/members/{username}": {"delete"},
+    "/v1/hardware": {"get"},
+    "/v1/models": {"get", "post"},
+    "/v1/models/{owner}/{name}": {"get", "patch", "delete"},
+    "/v1/models/{owner}/{name}/versions": {"get"},
+    "/v1/models/{owner}/{name}/versions/{version_id}": {"get", "delete"},
+    "/v1/models/{owner}/{name}/builds": {"post"},
+    "/v1/builds/{build_id}": {"get"},
 }
 
 

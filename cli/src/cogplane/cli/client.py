@@ -26,15 +26,26 @@ class Api:
             headers["Authorization"] = f"Bearer {credentials.token}"
         self._client = httpx.Client(base_url=credentials.url, headers=headers, timeout=timeout)
 
-    def request(self, method: str, path: str, json: Any = None) -> Any:
-        """Send a request; return the decoded JSON body (None for 204)."""
+    def request(
+        self,
+        method: str,
+        path: str,
+        json: Any = None,
+        *,
+        content: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> Any:
+        """Send a request; return the decoded JSON body (None for 204 and 202 without one)."""
         try:
-            response = self._client.request(method, path, json=json)
+            response = self._client.request(
+                method, path, json=json, content=content, headers=headers, params=params
+            )
         except httpx.HTTPError as exc:
             raise ApiError(f"cannot reach {self._client.base_url}: {exc}") from exc
         if response.status_code >= 400:
             raise ApiError(_describe(response), response.status_code)
-        return None if response.status_code == 204 else response.json()
+        return response.json() if response.content else None
 
     def close(self) -> None:
         self._client.close()

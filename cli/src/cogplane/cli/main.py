@@ -16,12 +16,15 @@ from rich.table import Table
 from cogplane.cli import config
 from cogplane.cli.client import Api, ApiError
 from cogplane.cli.devstack import DevStack, StackError
+from cogplane.cli.push import PushFailed, push
 
 app = typer.Typer(
     help="Cogplane: run Cog models behind a Replicate-compatible API.", no_args_is_help=True
 )
 tokens_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
 app.add_typer(tokens_app, name="tokens")
+models_app = typer.Typer(help="Create and list models.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
 out = Console()
 err = Console(stderr=True)
 
@@ -187,6 +190,69 @@ def tokens_revoke(
     """Revoke a token; it stops working at once."""
     _call(_api(url, token), "DELETE", f"/v1/tokens/{token_id}")
     out.print(f"Revoked {token_id}.")
+
+
+@app.command("push")
+def push_command(
+    model: Annotated[str, typer.Argument(help="The model to push to, as OWNER/NAME.")],
+    path: Annotated[Path, typer.Option("--path", help="The Cog project directory.")] = Path(),
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Push a Cog project and build it into a new version; prints the version id."""
+    try:
+        version = push(_api(url, token), model, path, err)
+    except PushFailed as exc:
+        err.print(f"[red]Push failed:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    err.print(f"[green]Pushed[/green] {model}:{version}")
+    print(version)
+
+
+@models_app.command("create")
+def models_create(
+    model: Annotated[str, typer.Argument(help="OWNER/NAME of the new model.")],
+    hardware: Annotated[str, typer.Option(help="A SKU from `cogplane hardware`.")] = "cpu",
+    visibility: Annotated[str, typer.Option(help="public or private.")] = "private",
+    description: Annotated[str | None, typer.Option(help="A one-line description.")] = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create a model."""
+    owner, _, name = model.partition("/")
+    body = {"owner": owner, "name": name, "hardware": hardware, "visibility": visibility}
+    if description is not None:
+        body["description"] = description
+    created = _call(_api(url, token), "POST", "/v1/models", body)
+    if as_json:
+        out.print_json(json.dumps(created))
+        return
+    where = f"{created['owner']}/{created['name']}"
+    out.print(f"Created {where} ({created['visibility']}, {created['hardware']})")
+
+
+@models_app.command("list")
+def models_list(
+    url: UrlOption = None, token: TokenOption = None, as_json: JsonOption = False
+) -> None:
+    """List the models you can see."""
+    page = _call(_api(url, token), "GET", "/v1/models")
+    if as_json:
+        out.print_json(json.dumps(page["results"]))
+        return
+    table = Table("model", "visibility", "hardware", "latest version")
+    for m in page["results"]:
+        latest = (m["latest_version"] or {}).get("id", "-")
+        table.add_row(f"{m['owner']}/{m['name']}", m["visibility"], m["hardware"], latest[:12])
+    out.print(table)
+
+
+@app.command("hardware")
+def hardware(url: UrlOption = None, token: TokenOption = None) -> None:
+    """List the hardware SKUs."""
+    for item in _call(_api(url, token), "GET", "/v1/hardware"):
+        out.print(f"{item['sku']:<20} {item['name']}")
 
 
 def main() -> None:

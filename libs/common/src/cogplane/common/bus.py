@@ -13,8 +13,9 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import nats
 from nats.aio.client import Client as NatsClient
@@ -22,8 +23,15 @@ from nats.aio.msg import Msg
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
-from nats.js.errors import BadRequestError
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    ObjectStoreConfig,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import BadRequestError, ObjectNotFoundError
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from pydantic import ValidationError
@@ -34,6 +42,7 @@ from cogplane.common.contracts.base import (
     DEAD_LETTER_STREAM,
     EVENTS_PREFIX,
     EVENTS_STREAM,
+    SOURCES_BUCKET,
     Broadcast,
     Event,
     Req,
@@ -41,7 +50,7 @@ from cogplane.common.contracts.base import (
     Rpc,
     RpcReply,
 )
-from cogplane.common.errors import CogplaneError, InvalidInput, Unavailable
+from cogplane.common.errors import CogplaneError, InvalidInput, NotFound, Unavailable
 from cogplane.common.retry import RetryPolicy
 from cogplane.common.telemetry import extract_context, inject_headers
 
@@ -51,6 +60,15 @@ _tracer = trace.get_tracer("cogplane.bus")
 
 B = TypeVar("B", bound=Broadcast)
 EventHandler = Callable[[bytes, dict[str, str]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class _Consumer:
+    durable: str
+    handler: EventHandler
+    max_deliver: int
+    retry: RetryPolicy
+    progress_every: float | None
 
 
 class PermanentFailure(Exception):
@@ -129,6 +147,14 @@ class Bus:
                 await self.js.add_stream(config)
             except BadRequestError:
                 await self.js.update_stream(config)
+        await self.js.create_object_store(
+            SOURCES_BUCKET,
+            config=ObjectStoreConfig(
+                bucket=SOURCES_BUCKET,
+                description="Pushed Cog projects, by the sha256 of their archive",
+                storage=StorageType.FILE,
+            ),
+        )
 
     @property
     def nc(self) -> NatsClient:
@@ -189,11 +215,14 @@ class Bus:
         batch: int = 64,
         retry: RetryPolicy = REDELIVERY,
         deliver_new: bool = False,
+        progress_every: timedelta | None = None,
     ) -> None:
         """Run a durable pull consumer on ``subject`` until ``stop_intake``.
 
         ``handler`` receives the raw message body and headers; it raises to have the message
-        redelivered later, or ``PermanentFailure`` to dead-letter it.
+        redelivered later, or ``PermanentFailure`` to dead-letter it. For long handlers, set
+        ``progress_every`` (well under ``ack_wait``): while the handler runs the server is told
+        the message is still in progress, so it is not redelivered to someone else meanwhile.
         """
         config = ConsumerConfig(
             durable_name=durable,
@@ -207,18 +236,12 @@ class Bus:
         sub = await self.js.pull_subscribe(
             subject, durable=durable, stream=EVENTS_STREAM, config=config
         )
-        loop = self._pull_loop(sub, durable, handler, batch, retry, max_deliver)
-        self._loops.append(asyncio.create_task(loop))
+        progress = progress_every.total_seconds() if progress_every else None
+        consumer = _Consumer(durable, handler, max_deliver, retry, progress)
+        self._loops.append(asyncio.create_task(self._pull_loop(sub, consumer, batch)))
 
-    async def _pull_loop(
-        self,
-        sub: Any,
-        durable: str,
-        handler: EventHandler,
-        batch: int,
-        retry: RetryPolicy,
-        max_deliver: int,
-    ) -> None:
+    async def _pull_loop(self, sub: Any, consumer: _Consumer, batch: int) -> None:
+        durable, retry = consumer.durable, consumer.retry
         while self._accepting:
             try:
                 messages = await sub.fetch(batch, timeout=1.0)
@@ -231,11 +254,10 @@ class Bus:
                 await asyncio.sleep(retry.delay(1))
                 continue
             for msg in messages:
-                await self._track(self._handle_event(msg, durable, handler, retry, max_deliver))
+                await self._track(self._handle_event(msg, consumer))
 
-    async def _handle_event(
-        self, msg: Msg, durable: str, handler: EventHandler, retry: RetryPolicy, max_deliver: int
-    ) -> None:
+    async def _handle_event(self, msg: Msg, consumer: _Consumer) -> None:
+        durable, retry = consumer.durable, consumer.retry
         headers = dict(msg.headers or {})
         kind = headers.get("Cogplane-Type", msg.subject)
         ctx = extract_context(headers)
@@ -245,7 +267,7 @@ class Bus:
             span.set_attribute("messaging.system", "nats")
             span.set_attribute("messaging.consumer.group.name", durable)
             try:
-                await handler(msg.data, headers)
+                await self._run_handler(msg, consumer, headers)
             except (PermanentFailure, ValidationError) as exc:
                 span.set_status(Status(StatusCode.ERROR, str(exc)))
                 await self._dead_letter(msg, durable, exc)
@@ -253,13 +275,31 @@ class Bus:
             except Exception as exc:
                 span.set_status(Status(StatusCode.ERROR, str(exc)))
                 delivered = msg.metadata.num_delivered
-                if delivered >= max_deliver:
+                if delivered >= consumer.max_deliver:
                     await self._dead_letter(msg, durable, exc)
                     return
                 logger.warning("%s failed on %s (attempt %d): %s", durable, kind, delivered, exc)
                 await msg.nak(delay=retry.delay(delivered))
                 return
             await msg.ack()
+
+    @staticmethod
+    async def _run_handler(msg: Msg, consumer: _Consumer, headers: dict[str, str]) -> None:
+        if consumer.progress_every is None:
+            await consumer.handler(msg.data, headers)
+            return
+
+        async def keep_alive() -> None:
+            while True:
+                await asyncio.sleep(consumer.progress_every or 1.0)
+                with contextlib.suppress(Exception):
+                    await msg.in_progress()
+
+        ticker = asyncio.create_task(keep_alive())
+        try:
+            await consumer.handler(msg.data, headers)
+        finally:
+            ticker.cancel()
 
     async def _dead_letter(self, msg: Msg, durable: str, exc: BaseException) -> None:
         logger.error("dead-lettering %s for %s: %s", msg.subject, durable, exc)
@@ -268,6 +308,30 @@ class Bus:
         headers["Cogplane-Original-Subject"] = msg.subject
         await self.js.publish(f"{DEAD_LETTER_PREFIX}.{durable}", msg.data, headers=headers)
         await msg.term()
+
+    # -- objects -------------------------------------------------------------------------------
+
+    async def put_object(self, bucket: str, name: str, source: BinaryIO) -> None:
+        """Store ``source`` (read in chunks) as object ``name``."""
+        store = await self.js.object_store(bucket)
+        await store.put(name, source)  # type: ignore[arg-type]
+
+    async def get_object(self, bucket: str, name: str, into: BinaryIO) -> None:
+        """Write object ``name`` into ``into``; NotFound if it does not exist."""
+        store = await self.js.object_store(bucket)
+        try:
+            await store.get(name, writeinto=into)  # type: ignore[arg-type]
+        except ObjectNotFoundError as exc:
+            raise NotFound(f"Object {name} not found") from exc
+
+    async def has_object(self, bucket: str, name: str) -> bool:
+        """Whether object ``name`` exists."""
+        store = await self.js.object_store(bucket)
+        try:
+            await store.get_info(name)
+        except ObjectNotFoundError:
+            return False
+        return True
 
     # -- broadcasts ----------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""The hardware catalog: every SKU, what it is, and its default price (data, shared by all services).
+"""The hardware catalog: every SKU, what it is, its default price (data shared by all services).
 
 Prices are Replicate's published per-second prices in US dollars (``research/replicate-api.md`` §6).
 They are defaults: billing reads them through its own configurable price table.

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -114,52 +116,84 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _on_unexpected)
 
 
-class RequestGuard:
-    """ASGI middleware: bound request bodies and require JSON bodies where JSON is expected.
+@dataclass(frozen=True)
+class BodyRule:
+    """What request bodies a route accepts.
 
-    A body larger than ``max_body_bytes`` is refused with 413 before the handler runs (by its
-    Content-Length, or while it streams in). A body sent with a content type that is neither JSON
-    nor one of ``other_types`` is refused with 415.
+    Attributes:
+        path: Regular expression the request path must match in full ("" matches every path).
+        max_bytes: Largest body, in bytes.
+        media_types: Accepted media types besides JSON (``application/json`` and ``*+json``);
+            when ``json`` is False only these are accepted.
+        json: Whether JSON bodies are accepted.
     """
 
-    def __init__(
-        self, app: ASGIApp, *, max_body_bytes: int, other_types: tuple[str, ...] = ()
-    ) -> None:
+    path: str
+    max_bytes: int
+    media_types: tuple[str, ...] = ()
+    json: bool = True
+
+    def matches(self, path: str) -> bool:
+        """Whether this rule governs ``path``."""
+        return not self.path or re.fullmatch(self.path, path) is not None
+
+    def accepts(self, content_type: str | None) -> bool:
+        """Whether a body of ``content_type`` is acceptable."""
+        if content_type is None:
+            return False
+        media = content_type.split(";", 1)[0].strip().lower()
+        if self.json and (media == "application/json" or media.endswith("+json")):
+            return True
+        return media in self.media_types
+
+    def describe_types(self) -> str:
+        """The accepted types, for error messages."""
+        names = (["application/json"] if self.json else []) + list(self.media_types)
+        return " or ".join(names)
+
+
+class RequestGuard:
+    """ASGI middleware: bound request bodies and require the content types each route expects.
+
+    The first rule whose path matches governs a request. A body larger than its ``max_bytes`` is
+    refused with 413 before the handler runs (by its Content-Length, or while it streams in); a
+    body of a type the rule does not accept is refused with 415.
+    """
+
+    def __init__(self, app: ASGIApp, *, rules: Sequence[BodyRule]) -> None:
         self.app = app
-        self.max_body_bytes = max_body_bytes
-        self.other_types = other_types
+        self.rules = rules
+
+    def _rule(self, path: str) -> BodyRule:
+        return next(rule for rule in self.rules if rule.matches(path))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH", "QUERY"):
             await self.app(scope, receive, send)
             return
+        rule = self._rule(scope["path"])
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         length = headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
-            await self._reject(scope, send, 413, self._too_large())
+        if length is not None and length.isdigit() and int(length) > rule.max_bytes:
+            await self._reject(scope, send, 413, self._too_large(rule))
             return
         has_body = (length is not None and length != "0") or "transfer-encoding" in headers
-        if has_body and not self._acceptable(headers.get("content-type")):
-            await self._reject(scope, send, 415, self._bad_type(headers.get("content-type")))
+        content_type = headers.get("content-type")
+        if has_body and not rule.accepts(content_type):
+            detail = (
+                f"Request body must be {rule.describe_types()}, not {content_type or 'unspecified'}"
+            )
+            await self._reject(scope, send, 415, detail)
             return
-        await self._call_bounded(scope, receive, send)
-
-    def _acceptable(self, content_type: str | None) -> bool:
-        if content_type is None:
-            return False
-        media = content_type.split(";", 1)[0].strip().lower()
-        if media == "application/json" or media.endswith("+json"):
-            return True
-        return any(media == t for t in self.other_types)
-
-    def _too_large(self) -> str:
-        return f"Request body must be at most {self.max_body_bytes} bytes"
+        await self._call_bounded(scope, receive, send, rule)
 
     @staticmethod
-    def _bad_type(content_type: str | None) -> str:
-        return f"Request body must be application/json, not {content_type or 'unspecified'}"
+    def _too_large(rule: BodyRule) -> str:
+        return f"Request body must be at most {rule.max_bytes} bytes"
 
-    async def _call_bounded(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _call_bounded(
+        self, scope: Scope, receive: Receive, send: Send, rule: BodyRule
+    ) -> None:
         """Count the body as it streams in; past the limit, answer 413 instead of the app."""
         seen = 0
         exceeded = False
@@ -169,7 +203,7 @@ class RequestGuard:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_body_bytes:
+                if seen > rule.max_bytes:
                     exceeded = True
                     return {"type": "http.disconnect"}
             return message
@@ -184,7 +218,7 @@ class RequestGuard:
             if not exceeded:
                 raise
         if exceeded:
-            await self._reject(scope, send, 413, self._too_large())
+            await self._reject(scope, send, 413, self._too_large(rule))
 
     @staticmethod
     async def _reject(scope: Scope, send: Send, status: int, detail: str) -> None:

@@ -24,7 +24,7 @@ from cogplane.common import migrations
 from cogplane.common.bus import Bus
 from cogplane.common.config import ServiceSettings
 from cogplane.common.db import Database
-from cogplane.common.http import RequestGuard, install_error_handlers, problem_response
+from cogplane.common.http import BodyRule, RequestGuard, install_error_handlers, problem_response
 from cogplane.common.retry import RetryPolicy
 from cogplane.common.telemetry import setup_tracing, shutdown_tracing
 
@@ -75,7 +75,7 @@ class ServiceSpec:
     start: StartHook | None = None
     stop: StopHook | None = None
     handlers: Sequence[str] = ()
-    extra_body_types: tuple[str, ...] = ()
+    body_rules: Sequence[BodyRule] = ()
 
 
 async def _connect_with_retry(
@@ -189,9 +189,8 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
         redirect_slashes=False,
     )
     install_error_handlers(app)
-    app.add_middleware(
-        RequestGuard, max_body_bytes=settings.max_body_bytes, other_types=spec.extra_body_types
-    )
+    rules = [*spec.body_rules, BodyRule("", settings.max_body_bytes)]
+    app.add_middleware(RequestGuard, rules=rules)
     app.include_router(_health_router(spec))
     for router in spec.routers:
         app.include_router(router)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from fastapi import FastAPI
 
 from cogplane.common.contracts.accounts import AccountsChanged
 from cogplane.common.contracts.base import BROADCAST_PREFIX
+from cogplane.common.http import BodyRule
 from cogplane.common.service import Runtime, ServiceSpec, create_service_app
-from cogplane.gateway.api import accounts
+from cogplane.gateway.api import accounts, models
 from cogplane.gateway.auth import CallerCache
 from cogplane.gateway.config import GatewaySettings
 
@@ -29,7 +32,7 @@ SPEC = ServiceSpec(
         "(or the legacy `Token` scheme). Errors are RFC 7807 problem+json."
     ),
     uses_database=False,
-    routers=[accounts.router],
+    routers=[accounts.router, models.router],
     start=_start,
     handlers=[f"listens to {BROADCAST_PREFIX}.{AccountsChanged.subject_suffix}"],
 )
@@ -37,4 +40,6 @@ SPEC = ServiceSpec(
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     """The gateway app for ``settings`` (read from the environment when omitted)."""
-    return create_service_app(SPEC, settings or GatewaySettings())
+    settings = settings or GatewaySettings()
+    push = BodyRule(models.PUSH_PATH, settings.push_max_bytes, models.PUSH_TYPES, json=False)
+    return create_service_app(replace(SPEC, body_rules=[push]), settings)

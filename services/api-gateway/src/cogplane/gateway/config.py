@@ -25,6 +25,9 @@ class GatewaySettings(ServiceSettings):
         ),
     )
     auth_cache_size: int = Field(default=10_000, ge=1, description="Tokens remembered at most.")
+    push_max_bytes: int = Field(
+        default=500 * 1024 * 1024, ge=1, description="Largest pushed project archive, in bytes."
+    )
     public_url: str = Field(
         default="",
         description=(

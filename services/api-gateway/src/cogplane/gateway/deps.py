@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 
 from cogplane.common.bus import Bus
 from cogplane.common.contracts.accounts import VERIFY_TOKEN, Caller, VerifyToken
+from cogplane.common.contracts.models import Viewer
 from cogplane.common.errors import Unauthenticated
 from cogplane.common.service import Runtime
 from cogplane.gateway.auth import CallerCache
@@ -55,3 +56,31 @@ async def current_caller(request: Request, bus: BusDep) -> Caller:
 
 
 CurrentCaller = Annotated[Caller, Depends(current_caller)]
+
+
+def viewer_of(caller: Caller) -> Viewer:
+    """The registry's view of a verified caller."""
+    return Viewer(
+        account_id=caller.account.id,
+        username=caller.account.username,
+        organizations=caller.organizations,
+        is_admin=caller.is_admin,
+    )
+
+
+async def current_viewer(caller: CurrentCaller) -> Viewer:
+    """The verified caller, as the registry wants it."""
+    return viewer_of(caller)
+
+
+CurrentViewer = Annotated[Viewer, Depends(current_viewer)]
+
+
+def public_base(request: Request) -> str:
+    """The base URL clients reach us at (configured, or this request's), without a slash."""
+    runtime: Runtime = request.app.state.runtime
+    configured = getattr(runtime.settings, "public_url", "")
+    return (configured or str(request.base_url)).rstrip("/")
+
+
+PublicBase = Annotated[str, Depends(public_base)]

@@ -69,3 +69,7 @@ class TokenRow(Base):
     revoked_at: Mapped[datetime | None]
 
     account: Mapped[AccountRow] = relationship(lazy="raise")
+
+
+# The catalog's tables share this metadata (imported here so migrations see every table).
+from cogplane.registry.catalog import models as _catalog_tables  # noqa: E402, F401

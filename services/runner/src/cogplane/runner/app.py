@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from cogplane.common.db import utcnow
 from cogplane.common.service import Runtime, ServiceSpec, create_service_app
+from cogplane.runner import consumers
 from cogplane.runner.config import RunnerSettings
 from cogplane.runner.hardware import node_capacity
 from cogplane.runner.heartbeat import Heartbeat
@@ -20,6 +21,7 @@ async def _start(rt: Runtime) -> None:
     )
     rt.extras["heartbeat"] = heartbeat
     rt.spawn(heartbeat.run(), "heartbeat")
+    await consumers.register(rt)
 
 
 async def _stop(rt: Runtime) -> None:
@@ -39,8 +41,9 @@ SPEC = ServiceSpec(
     start=_start,
     stop=_stop,
     handlers=[
-        "publishes cogplane.events.runners.heartbeat",
-        "publishes cogplane.events.runners.stopped",
+        f"consumer {consumers.BUILD_CONSUMER}: {consumers.BUILD_REQUESTS}",
+        "publishes cogplane.events.builds.logged and cogplane.events.builds.finished",
+        "publishes cogplane.events.runners.heartbeat and cogplane.events.runners.stopped",
     ],
 )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from datetime import timedelta
+from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
@@ -32,6 +33,14 @@ class RunnerSettings(ServiceSettings):
             "Development only: GPU capacity to pretend to have, as 'sku:count,...' "
             "(for example 'gpu-t4:2'). Such instances run on the CPU and are labelled simulated."
         ),
+    )
+    data_dir: Path = Field(
+        default=Path.home() / ".cache" / "cogplane" / "runner",
+        description="Where this node keeps unpacked sources and cached model environments.",
+    )
+    cog_version: str = Field(
+        default="0.23.1",
+        description="Cog version installed in model environments unless cog.yaml pins one.",
     )
     heartbeat_interval: Duration = Field(
         default=timedelta(seconds=5), description="How often the node announces itself."

@@ -17,6 +17,7 @@ DEAD_LETTER_STREAM = "COGPLANE_DEAD_LETTERS"
 DEAD_LETTER_PREFIX = "cogplane.deadletter"
 RPC_PREFIX = "cogplane.rpc"
 BROADCAST_PREFIX = "cogplane.broadcast"
+SOURCES_BUCKET = "cogplane-sources"
 
 
 def new_id() -> str:

@@ -6,9 +6,13 @@ from typing import Annotated
 
 from pydantic import Field, TypeAdapter
 
+from cogplane.common.contracts.models import BuildFinished, BuildLogged, BuildRequested
 from cogplane.common.contracts.runners import RunnerHeartbeat, RunnerStopped
 
-AnyEvent = Annotated[RunnerHeartbeat | RunnerStopped, Field(discriminator="type")]
+AnyEvent = Annotated[
+    RunnerHeartbeat | RunnerStopped | BuildRequested | BuildLogged | BuildFinished,
+    Field(discriminator="type"),
+]
 
 _adapter: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)
 
