@@ -10,6 +10,8 @@ import pytest
 from cogplane.cli.devstack import DEFAULT_PORTS, DevStack
 from cogplane.common.embedded import free_port
 
+PUSH_MAX_BYTES = 2_000_000
+
 
 def stack_ports() -> dict[str, int]:
     return {name: free_port() for name in DEFAULT_PORTS}
@@ -33,6 +35,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, spans_file: Path) -> Iterato
             "COGPLANE_RUNNER_HEARTBEAT_INTERVAL": "1",
             "COGPLANE_RUNNER_SIMULATED_GPUS": "gpu-t4:2",
             "COGPLANE_CONNECT_RETRY_MAX": "1",
+            "COGPLANE_GATEWAY_PUSH_MAX_BYTES": str(PUSH_MAX_BYTES),
         },
     )
     platform.start()

@@ -1,4 +1,4 @@
-"""cog_schema.py against the examples: golden schema facts, then real coglet validating with them."""
+"""cog_schema.py on the examples: golden schema facts, then real coglet validating with them."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,9 @@ Serve = Callable[..., httpx.Client]
 
 def run_script(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, str(SCRIPT), *args]
-    return subprocess.run(command, cwd=project, capture_output=True, text=True, timeout=60)  # noqa: PLW1510 -- callers check the return code
+    return subprocess.run(
+        command, cwd=project, capture_output=True, text=True, timeout=60, check=False
+    )
 
 
 def copy_project(source: Path, tmp_path: Path) -> Path:
@@ -67,8 +69,8 @@ def free_port() -> int:
         return port
 
 
-def wait_for_setup(client: httpx.Client, process: subprocess.Popen[bytes], log: Path) -> JSON:
-    deadline = time.monotonic() + 30
+def wait_for_setup(client: httpx.Client, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if process.poll() is not None:
             pytest.fail(f"coglet exited with {process.returncode}:\n{log.read_text()}")
@@ -77,25 +79,20 @@ def wait_for_setup(client: httpx.Client, process: subprocess.Popen[bytes], log: 
         except httpx.TransportError:
             health = {}
         if health.get("status") in ("READY", "SETUP_FAILED"):
-            return health
+            return
         time.sleep(0.05)
     pytest.fail(f"coglet did not finish setup:\n{log.read_text()}")
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
-    """Stops coglet and its Python worker: they share the session started for coglet."""
-    for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(grace)
-            os.killpg(process.pid, signal.SIGKILL)  # the worker, should it outlive its parent
-        except ProcessLookupError:
-            return
-        except subprocess.TimeoutExpired:
-            continue
+    """Stops coglet and its Python worker, which share the process group started for coglet."""
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    with suppress(subprocess.TimeoutExpired):
+        process.wait(10)
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # whatever is left of the group, worker included
+    process.wait(5)
 
 
 @contextmanager
@@ -104,6 +101,8 @@ def coglet(project: Path, *, train: bool, concurrency: int | None) -> Iterator[h
     config = yaml.safe_load((project / "cog.yaml").read_text())
     port = free_port()
     env = {**os.environ, "PORT": str(port), "COG_PREDICT_TYPE_STUB": config["predict"]}
+    # coglet starts its Python worker as `python` from PATH, so the model's venv must come first.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     if "train" in config:
         env["COG_TRAIN_TYPE_STUB"] = config["train"]
     if concurrency is not None:
@@ -113,12 +112,16 @@ def coglet(project: Path, *, train: bool, concurrency: int | None) -> Iterator[h
     log = project / "coglet.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            command, cwd=project, env=env, stdout=sink, stderr=subprocess.STDOUT,
+            command,
+            cwd=project,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
-        )  # fmt: skip
+        )
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
     try:
-        client.headers["x-setup"] = json.dumps(wait_for_setup(client, process, log))
+        wait_for_setup(client, process, log)
         yield client
     finally:
         client.close()
@@ -147,11 +150,21 @@ def example(tmp_path: Path) -> Callable[[str], tuple[Path, JSON]]:
     return prepare
 
 
+def wait_until_idle(client: httpx.Client) -> None:
+    """coglet answers a sync request a moment before it frees the slot; meanwhile it sends 409."""
+    deadline = time.monotonic() + 5
+    while client.get("/health-check").json()["status"] == "BUSY" and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def predict(client: httpx.Client, payload: JSON, path: str = "/predictions") -> httpx.Response:
+    wait_until_idle(client)
     return client.post(path, json={"input": payload})
 
 
-def assert_rejected(client: httpx.Client, payload: JSON, field: str, path: str = "/predictions") -> None:
+def assert_rejected(
+    client: httpx.Client, payload: JSON, field: str, path: str = "/predictions"
+) -> None:
     response = predict(client, payload, path)
     assert response.status_code == 422, response.text
     locations = [error["loc"] for error in response.json()["detail"]]
@@ -166,23 +179,34 @@ def test_hello_greets_with_the_prefix_read_in_setup(example: Any, serve: Serve) 
     assert document["openapi"] == "3.0.2"
     assert document["info"] == {"title": "Cog", "version": "0.23.1"}
     assert list(document["paths"]) == [
-        "/", "/health-check", "/predictions", "/predictions/{prediction_id}/cancel",
-    ]  # fmt: skip
+        "/",
+        "/health-check",
+        "/predictions",
+        "/predictions/{prediction_id}/cancel",
+    ]
     assert "x-cog-streaming" not in document["paths"]["/predictions"]["post"]
     assert set(schemas(output)) == {
-        "Input", "Output", "PredictionRequest", "PredictionResponse", "Status",
-        "HTTPValidationError", "ValidationError",
-    }  # fmt: skip
+        "Input",
+        "Output",
+        "PredictionRequest",
+        "PredictionResponse",
+        "Status",
+        "HTTPValidationError",
+        "ValidationError",
+    }
     assert schemas(output)["Input"] == {
         "title": "Input",
         "type": "object",
         "properties": {
             "name": {
-                "default": "world", "description": "Who to greet", "title": "Name",
-                "type": "string", "x-order": 0,
+                "default": "world",
+                "description": "Who to greet",
+                "title": "Name",
+                "type": "string",
+                "x-order": 0,
             },
         },
-    }  # fmt: skip
+    }
     assert schemas(output)["Output"] == {"title": "Output", "type": "string"}
 
     client = serve(project)
@@ -197,9 +221,12 @@ def test_hello_greets_with_the_prefix_read_in_setup(example: Any, serve: Serve) 
 def test_stream_is_an_iterator_with_sse(example: Any, serve: Serve) -> None:
     project, output = example("stream")
     assert schemas(output)["Output"] == {
-        "title": "Output", "type": "array", "items": {"type": "string"},
-        "x-cog-array-type": "iterator", "x-cog-array-display": "concatenate",
-    }  # fmt: skip
+        "title": "Output",
+        "type": "array",
+        "items": {"type": "string"},
+        "x-cog-array-type": "iterator",
+        "x-cog-array-display": "concatenate",
+    }
     assert output["openapi_schema"]["paths"]["/predictions"]["post"]["x-cog-streaming"] is True
     assert schemas(output)["Input"]["required"] == ["prompt"]
 
@@ -208,6 +235,7 @@ def test_stream_is_an_iterator_with_sse(example: Any, serve: Serve) -> None:
     assert response.status_code == 200, response.text
     assert response.json()["output"] == ["one ", "two ", "three "]
     assert "token 2" in response.json()["logs"]
+    wait_until_idle(client)
     events = client.post(
         "/predictions",
         json={"input": {"prompt": "a b", "delay": 0}},
@@ -223,9 +251,13 @@ def test_stream_is_an_iterator_with_sse(example: Any, serve: Serve) -> None:
 def test_files_turns_a_data_url_into_an_uppercased_file(example: Any, serve: Serve) -> None:
     project, output = example("files")
     assert schemas(output)["Input"]["properties"]["file"] == {
-        "description": "A UTF-8 text file (URL or data: URL)", "format": "uri", "title": "File",
-        "type": "string", "x-cog-accept": "text/*", "x-order": 0,
-    }  # fmt: skip
+        "description": "A UTF-8 text file (URL or data: URL)",
+        "format": "uri",
+        "title": "File",
+        "type": "string",
+        "x-cog-accept": "text/*",
+        "x-order": 0,
+    }
     assert schemas(output)["Output"] == {"title": "Output", "type": "string", "format": "uri"}
 
     client = serve(project)
@@ -261,15 +293,24 @@ def test_form_follows_cogs_input_rules(example: Any, serve: Serve) -> None:
     inputs = components["Input"]
     properties = inputs["properties"]
     assert list(properties) == [
-        "text", "style", "repeat", "width", "temperature", "api_key", "suffix", "tags",
-    ]  # fmt: skip
+        "text",
+        "style",
+        "repeat",
+        "width",
+        "temperature",
+        "api_key",
+        "suffix",
+        "tags",
+    ]
     assert [p["x-order"] for p in properties.values()] == list(range(8))
     assert inputs["required"] == ["text"]
     assert all(p["description"] for p in properties.values())
     assert components["style"] == {
-        "title": "style", "description": "An enumeration.",
-        "enum": ["plain", "shout", "whisper"], "type": "string",
-    }  # fmt: skip
+        "title": "style",
+        "description": "An enumeration.",
+        "enum": ["plain", "shout", "whisper"],
+        "type": "string",
+    }
     assert components["repeat"]["enum"] == [1, 2, 3]
     assert components["repeat"]["type"] == "integer"
     assert properties["style"]["allOf"] == [{"$ref": "#/components/schemas/style"}]
@@ -280,8 +321,10 @@ def test_form_follows_cogs_input_rules(example: Any, serve: Serve) -> None:
     assert api_key["default"] is None
     assert api_key["nullable"] is True
     assert (api_key["format"], api_key["writeOnly"], api_key["x-cog-secret"]) == (
-        "password", True, True,
-    )  # fmt: skip
+        "password",
+        True,
+        True,
+    )
     assert properties["suffix"]["nullable"] is True
     assert "default" not in properties["suffix"]
     assert properties["tags"]["items"] == {"type": "string"}
@@ -304,7 +347,9 @@ def test_form_follows_cogs_input_rules(example: Any, serve: Serve) -> None:
 def test_train_merges_both_schemas_and_serves_trainings(example: Any, serve: Serve) -> None:
     project, output = example("train")
     document = output["openapi_schema"]
-    assert {"/predictions", "/trainings", "/trainings/{training_id}/cancel"} <= set(document["paths"])
+    assert {"/predictions", "/trainings", "/trainings/{training_id}/cancel"} <= set(
+        document["paths"]
+    )
     components = schemas(output)
     assert components["Input"]["required"] == ["prompt"]
     assert components["TrainingInput"]["title"] == "TrainingInput"
@@ -340,7 +385,7 @@ def test_failing_setup_still_has_a_schema_but_never_gets_ready(example: Any, ser
     project, output = example("failing-setup")
     assert schemas(output)["Input"]["required"] == ["prompt"]
     client = serve(project)
-    health = json.loads(client.headers["x-setup"])
+    health = client.get("/health-check").json()
     assert health["status"] == "SETUP_FAILED"
     assert "weights not found" in health["setup"]["logs"]
     assert predict(client, {"prompt": "x"}).status_code == 503
@@ -376,8 +421,9 @@ def test_edge_cases_match_the_go_generator(tmp_path: Path) -> None:
     assert properties["image"]["x-cog-accept"] == "image/*"
     assert properties["either"]["anyOf"] == [{"type": "integer"}, {"type": "string"}]
     assert properties["either_or_none"]["anyOf"] == [
-        {"type": "integer", "nullable": True}, {"type": "string", "nullable": True},
-    ]  # fmt: skip
+        {"type": "integer", "nullable": True},
+        {"type": "string", "nullable": True},
+    ]
     word = properties["word"]
     assert (word["pattern"], word["maxLength"], word["deprecated"]) == ("^[a-z]+$", 5, True)
     assert (properties["ratio"]["default"], properties["ratio"]["minimum"]) == (1, 0.5)
@@ -391,31 +437,51 @@ def test_edge_cases_match_the_go_generator(tmp_path: Path) -> None:
     assert components["TrainingOutput"] == {"title": "Output", "type": "string"}
 
 
-BAD_PREDICTORS = {
-    "syntax": ("from cog import BaseRunner\n\ndef run(x: int) -> int\n    return x\n",
-               "predict.py:3: syntax error"),
-    "missing module": ("from cog import BaseRunner\nimport torchvisionx\n",
-                       "predict.py:2: import failed: ModuleNotFoundError: No module named 'torchvisionx'"),
-    "raises on import": ("x = 1\nraise RuntimeError('no GPU here')\n",
-                         "predict.py:2: import failed: RuntimeError: no GPU here"),
-    "unknown class": ("from cog import BaseRunner\n\nclass Predictor(BaseRunner):\n"
-                      "    def run(self) -> str:\n        return ''\n",
-                      "predict.py: no class or function named 'Model' (found: Predictor)"),
-    "set annotation": ("from cog import BaseRunner, Input\n\nclass Model(BaseRunner):\n"
-                       "    def run(self, x: set = Input()) -> str:\n        return ''\n",
-                       "predict.py:4: input 'x' of Model.run has an unsupported type annotation `set`"),
-    "custom class": ("from cog import BaseRunner\n\nclass Box:\n    pass\n\nclass Model(BaseRunner):\n"
-                     "    def run(self, box: Box) -> str:\n        return ''\n",
-                     "predict.py:7: input 'box' of Model.run has an unsupported type annotation `Box`"),
-    "no return type": ("from cog import BaseRunner\n\nclass Model(BaseRunner):\n"
-                       "    def run(self, x: int):\n        return x\n",
-                       "predict.py:4: Model.run: run() must have a return type annotation"),
-}  # fmt: skip
+MODEL_CLASS = "from cog import BaseRunner, Input\n\n\nclass Model(BaseRunner):\n"  # lines 1-4
+
+BAD_PREDICTORS = [
+    pytest.param(
+        "import cog\n\ndef run(x: int) -> int\n    return x\n",
+        "predict.py:3: syntax error: expected ':'",
+        id="syntax-error",
+    ),
+    pytest.param(
+        "import cog\nimport torchvisionx\n",
+        "predict.py:2: import failed: ModuleNotFoundError: No module named 'torchvisionx'",
+        id="missing-module",
+    ),
+    pytest.param(
+        "x = 1\nraise RuntimeError('no GPU here')\n",
+        "predict.py:2: import failed: RuntimeError: no GPU here",
+        id="raises-on-import",
+    ),
+    pytest.param(
+        "from cog import BaseRunner\n\nclass Predictor(BaseRunner):\n    pass\n",
+        "predict.py: no class or function named 'Model' (found: Predictor)",
+        id="unknown-class",
+    ),
+    pytest.param(
+        MODEL_CLASS + "    def run(self, x: set = Input()) -> str:\n        return ''\n",
+        "predict.py:5: input 'x' of Model.run has an unsupported type annotation `set`",
+        id="set-annotation",
+    ),
+    pytest.param(
+        "class Box:\n    pass\n\n"
+        + MODEL_CLASS
+        + "    def run(self, box: Box) -> str:\n        return ''\n",
+        "predict.py:8: input 'box' of Model.run has an unsupported type annotation `Box`",
+        id="custom-class-annotation",
+    ),
+    pytest.param(
+        MODEL_CLASS + "    def run(self, x: int):\n        return x\n",
+        "predict.py:5: Model.run: run() must have a return type annotation",
+        id="no-return-type",
+    ),
+]
 
 
-@pytest.mark.parametrize("case", list(BAD_PREDICTORS))
-def test_bad_predictors_fail_with_one_clear_line(case: str, tmp_path: Path) -> None:
-    source, message = BAD_PREDICTORS[case]
+@pytest.mark.parametrize(("source", "message"), BAD_PREDICTORS)
+def test_bad_predictors_fail_with_one_clear_line(source: str, message: str, tmp_path: Path) -> None:
     (tmp_path / "predict.py").write_text(source)
     result = run_script(tmp_path, "--predict", "predict.py:Model")
     assert result.returncode == 1

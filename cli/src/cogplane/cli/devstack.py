@@ -117,7 +117,7 @@ class DevStack:
                 "COGPLANE_GATEWAY_PUBLIC_URL": self.gateway_url,
                 "COGPLANE_MIGRATE_ON_START": "true",
                 "COGPLANE_REGISTRY_ALLOW_DEV_BOOTSTRAP": "true",
-            "COGPLANE_RUNNER_DATA_DIR": str(self.root / "runner"),
+                "COGPLANE_RUNNER_DATA_DIR": str(self.root / "runner"),
                 "PYTHONUNBUFFERED": "1",
             }
         )

@@ -362,7 +362,7 @@ def _add(tar: tarfile.TarFile, entry: _Entry, real_root: str) -> None:
 def _packed_link_target(entry: _Entry, real_root: str) -> str:
     target = os.readlink(entry.path)
     problem = _link_problem(entry.rel, target)
-    # A target inside on paper can still leave through another symlink ("up/x" with up -> ..).
+    # A target inside on paper can still leave through another symlink ("s/../x" with s -> .).
     if problem is None and not _is_within(os.path.realpath(entry.path), real_root):
         problem = f"points to {target!r}, which resolves outside the project directory"
     if problem is not None:

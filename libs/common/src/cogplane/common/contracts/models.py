@@ -10,6 +10,7 @@ from pydantic import Field
 from cogplane.common.contracts.base import Contract, Empty, Event, Rpc
 
 MODEL_NAME_PATTERN = r"^[a-z0-9_](?:[a-z0-9._-]{0,98}[a-z0-9_.])?$"
+MAX_LOG_CHUNKS = 1_000_000
 VERSION_ID_PATTERN = r"^[0-9a-f]{64}$"
 Visibility = Literal["public", "private"]
 BuildStatus = Literal["building", "ready", "failed"]
@@ -160,7 +161,7 @@ class StartBuild(Contract):
 class BuildRef(Contract):
     viewer: Viewer
     build_id: str
-    logs_offset: int = Field(default=0, ge=0)
+    logs_offset: int = Field(default=0, ge=0, le=MAX_LOG_CHUNKS)
 
 
 CREATE_MODEL = Rpc("registry.models.create", CreateModel, ModelInfo)
@@ -192,7 +193,7 @@ class BuildLogged(Event):
     subject_suffix: ClassVar[str] = "builds.logged"
     type: Literal["build.logged"] = "build.logged"
     build_id: str
-    seq: int = Field(ge=0)
+    seq: int = Field(ge=0, le=MAX_LOG_CHUNKS)
     text: str
 
 

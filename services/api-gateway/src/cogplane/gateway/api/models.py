@@ -319,7 +319,7 @@ async def get_build(
     viewer: CurrentViewer,
     bus: BusDep,
     base: PublicBase,
-    logs_offset: Annotated[int, Query(ge=0)] = 0,
+    logs_offset: Annotated[int, Query(ge=0, le=c.MAX_LOG_CHUNKS)] = 0,
 ) -> BuildOut:
     """A build's status and its logs from ``logs_offset`` on."""
     ref = c.BuildRef(viewer=viewer, build_id=build_id, logs_offset=logs_offset)

@@ -242,8 +242,9 @@ class CatalogService:
         )
 
     async def record_log(self, event: c.BuildLogged) -> None:
-        """Keep a chunk of build output (idempotent)."""
-        await self.repo.add_log(event.build_id, event.seq, event.text)
+        """Keep a chunk of build output (idempotent); output of unknown builds is dropped."""
+        if await self.repo.build(event.build_id) is not None:
+            await self.repo.add_log(event.build_id, event.seq, event.text)
 
     async def finish_build(self, event: c.BuildFinished) -> None:
         """Make the version (if new) and end the build; a repeated event changes nothing."""

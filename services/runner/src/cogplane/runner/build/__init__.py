@@ -1,0 +1,1 @@
+"""Building pushed Cog projects into versions: cog.yaml, cached environments, the schema."""
