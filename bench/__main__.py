@@ -6,23 +6,27 @@ Starts the platform the way ``make dev`` does (fresh data, free ports) and measu
 * ``api``: ``GET /v1/account``, authenticated (steady state: the token is in the caller cache);
 * ``verify``: the registry's token check over NATS, what a cache miss adds.
 
-It prints percentiles and what the authenticated path adds over the bare round trip.
+It prints percentiles and what the authenticated path adds over the bare round trip, then the
+build time of a push with new dependencies and of one that changed only code.
 Prediction benchmarks against calling Cog directly join this file with predictions.
 """
 
 from __future__ import annotations
 
 import asyncio
+import shutil
 import statistics
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from cogplane.cli.devstack import DEFAULT_PORTS, DevStack
+from cogplane.common import archive
 from cogplane.common.bus import Bus
 from cogplane.common.contracts.accounts import VERIFY_TOKEN, VerifyToken
 from cogplane.common.embedded import free_port
@@ -113,6 +117,39 @@ async def measure(stack: DevStack) -> None:
     )
 
 
+def measure_builds(stack: DevStack) -> None:
+    """Build times of a push with new dependencies, then of one that only changed code."""
+    headers = {"Authorization": f"Bearer {stack.token}"}
+    examples = Path(__file__).parents[1] / "examples"
+    with httpx.Client(base_url=stack.gateway_url, headers=headers, timeout=60) as http:
+        body = {"owner": "dev", "name": "bench-hello", "visibility": "private", "hardware": "cpu"}
+        http.post("/v1/models", json=body).raise_for_status()
+        with tempfile.TemporaryDirectory() as tmp:
+            project = Path(tmp) / "hello"
+            shutil.copytree(examples / "hello", project)
+            first = push_and_wait(http, project)
+            (project / "predict.py").write_text((project / "predict.py").read_text() + "\n# edit\n")
+            second = push_and_wait(http, project)
+    print("\nbuilds of examples/hello (the runner's own build time)")
+    for label, build in (("new environment", first), ("code change only", second)):
+        reused = "reused" if build["env_reused"] else "built"
+        print(f"{label:<17} {build['duration_seconds']:6.2f} s  (environment {reused})")
+
+
+def push_and_wait(http: httpx.Client, project: Path) -> dict[str, Any]:
+    build = http.post(
+        "/v1/models/dev/bench-hello/builds",
+        content=archive.pack(project),
+        headers={"Content-Type": "application/gzip"},
+    ).json()
+    while build["status"] == "building":
+        time.sleep(0.1)
+        build = http.get(f"/v1/builds/{build['id']}").json()
+    if build["status"] != "ready":
+        raise RuntimeError(f"bench build failed: {build['error']}")
+    return dict(build)
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as root:
         stack = DevStack(
@@ -123,6 +160,7 @@ def main() -> None:
         stack.start()
         try:
             asyncio.run(measure(stack))
+            measure_builds(stack)
         finally:
             stack.stop()
 
