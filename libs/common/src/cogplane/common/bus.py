@@ -353,8 +353,18 @@ class Bus:
 
     # -- request-reply ------------------------------------------------------------------------
 
-    async def request(self, rpc: Rpc[Req, Resp], body: Req, timeout: float | None = None) -> Resp:
-        """Call ``rpc`` and return its typed reply; a problem reply is raised as CogplaneError."""
+    async def request(
+        self,
+        rpc: Rpc[Req, Resp],
+        body: Req,
+        timeout: float | None = None,
+        *,
+        subject: str | None = None,
+    ) -> Resp:
+        """Call ``rpc`` and return its typed reply; a problem reply is raised as CogplaneError.
+
+        ``subject`` overrides the call's subject, for calls addressed to one node.
+        """
         if not self.connected:  # fail fast rather than queue the request while reconnecting
             raise Unavailable(f"Cannot call {rpc.name}: not connected to NATS")
         with _tracer.start_as_current_span(f"request {rpc.name}", kind=SpanKind.CLIENT) as span:
@@ -362,7 +372,7 @@ class Bus:
             span.set_attribute("messaging.destination.name", rpc.subject)
             try:
                 msg = await self.nc.request(
-                    rpc.subject,
+                    subject or rpc.subject,
                     body.model_dump_json().encode(),
                     timeout=timeout or self.request_timeout,
                     headers=inject_headers(),
@@ -376,15 +386,24 @@ class Bus:
                 raise CogplaneError.from_problem(reply.error or {})
             return rpc.response.model_validate(reply.result or {})
 
-    async def serve(self, rpc: Rpc[Req, Resp], handler: Callable[[Req], Awaitable[Resp]]) -> None:
-        """Answer ``rpc`` with ``handler`` (in this service's queue group)."""
+    async def serve(
+        self,
+        rpc: Rpc[Req, Resp],
+        handler: Callable[[Req], Awaitable[Resp]],
+        *,
+        subject: str | None = None,
+    ) -> None:
+        """Answer ``rpc`` with ``handler`` (in this service's queue group).
+
+        ``subject`` overrides the call's subject, for calls addressed to one node.
+        """
 
         async def on_message(msg: Msg) -> None:
             if not self._accepting:
                 return
             self._inflight_add(asyncio.create_task(self._answer(rpc, handler, msg)))
 
-        sub = await self.nc.subscribe(rpc.subject, queue=self.name, cb=on_message)
+        sub = await self.nc.subscribe(subject or rpc.subject, queue=self.name, cb=on_message)
         self._subscriptions.append(sub)
 
     async def _answer(

@@ -6,11 +6,19 @@ from typing import Annotated
 
 from pydantic import Field, TypeAdapter
 
+from cogplane.common.contracts.instances import InstanceStateChanged
 from cogplane.common.contracts.models import BuildFinished, BuildLogged, BuildRequested
+from cogplane.common.contracts.predictions import PredictionUpdated
 from cogplane.common.contracts.runners import RunnerHeartbeat, RunnerStopped
 
 AnyEvent = Annotated[
-    RunnerHeartbeat | RunnerStopped | BuildRequested | BuildLogged | BuildFinished,
+    RunnerHeartbeat
+    | RunnerStopped
+    | BuildRequested
+    | BuildLogged
+    | BuildFinished
+    | InstanceStateChanged
+    | PredictionUpdated,
     Field(discriminator="type"),
 ]
 
