@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from cogplane.common.contracts.base import Contract, Event
-from cogplane.common.contracts.predictions import VersionSpec
+from cogplane.common.contracts.base import Contract, Event, Rpc
+from cogplane.common.contracts.predictions import (
+    Accepted,
+    CancelOnInstance,
+    RunPrediction,
+    VersionSpec,
+)
 
 InstanceState = Literal[
     "pending", "booting", "setting_up", "idle", "processing", "draining", "stopped", "failed"
@@ -53,6 +58,13 @@ class InstanceStateChanged(Event):
     simulated: bool = False
 
 
-def runner_subject(node_id: str, operation: str) -> str:
-    """The request-reply subject of one runner node's operation."""
-    return f"cogplane.rpc.runner.{node_id}.{operation}"
+def runner_subject(node_id: str, rpc: Rpc[Any, Any]) -> str:
+    """The request-reply subject of ``rpc`` on one runner node."""
+    return f"cogplane.rpc.runner.{node_id}.{rpc.name}"
+
+
+# Calls addressed to one runner node: pass subject=runner_subject(node_id, rpc.name) to the bus.
+START_INSTANCE = Rpc("instances.start", StartInstance, Accepted)
+STOP_INSTANCE = Rpc("instances.stop", StopInstance, Accepted)
+RUN_PREDICTION = Rpc("predictions.run", RunPrediction, Accepted)
+CANCEL_ON_INSTANCE = Rpc("predictions.cancel", CancelOnInstance, Accepted)
