@@ -229,7 +229,7 @@ UNKNOWN_ROUTES = [
     ("POST", "/v1/organizations/{org}/members/{member}/promote"),
     ("GET", "/v1/organizations/{org}"),
     ("DELETE", "/v1/organizations/{org}"),
-    ("POST", "/v1/predictions"),
+    ("POST", "/v1/trainings"),
     ("GET", "/"),
 ]
 

@@ -19,6 +19,10 @@ V1_PATHS = {
     "/v1/models/{owner}/{name}/versions/{version_id}": {"get", "delete"},
     "/v1/models/{owner}/{name}/builds": {"post"},
     "/v1/builds/{build_id}": {"get"},
+    "/v1/predictions": {"get", "post"},
+    "/v1/models/{owner}/{name}/predictions": {"post"},
+    "/v1/predictions/{prediction_id}": {"get"},
+    "/v1/predictions/{prediction_id}/cancel": {"post"},
 }
 
 

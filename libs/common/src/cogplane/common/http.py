@@ -94,6 +94,10 @@ async def _on_http_error(_: Request, exc: Exception) -> JSONResponse:
     detail = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
     if exc.status_code == 404 and detail == "Not Found":
         detail = "The requested resource does not exist"
+    if exc.status_code == 400 and detail == "There was an error parsing the body":
+        # FastAPI's answer to a body that is not UTF-8: the same 422 as any malformed body.
+        field = {"type": "json_invalid", "field": "body", "description": "Body is not UTF-8 JSON"}
+        return problem_response(InvalidInput([field]).to_problem())
     title = _HTTP_TITLES.get(exc.status_code, "Error")
     return problem_response(
         {"title": title, "detail": detail, "status": exc.status_code}, headers=exc.headers

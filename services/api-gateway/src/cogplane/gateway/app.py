@@ -8,11 +8,13 @@ from fastapi import FastAPI
 
 from cogplane.common.contracts.accounts import AccountsChanged
 from cogplane.common.contracts.base import BROADCAST_PREFIX
+from cogplane.common.contracts.predictions import PredictionChanged
 from cogplane.common.http import BodyRule
 from cogplane.common.service import Runtime, ServiceSpec, create_service_app
-from cogplane.gateway.api import accounts, models
+from cogplane.gateway.api import accounts, models, predictions
 from cogplane.gateway.auth import CallerCache
 from cogplane.gateway.config import GatewaySettings
+from cogplane.gateway.waiters import Waiters
 
 
 async def _start(rt: Runtime) -> None:
@@ -22,6 +24,9 @@ async def _start(rt: Runtime) -> None:
     rt.extras["callers"] = cache
     rt.bus.on_connection_lost(cache.clear)
     await rt.bus.on_broadcast(AccountsChanged, cache.forget)
+    waiters = Waiters()
+    rt.extras["waiters"] = waiters
+    await rt.bus.on_broadcast(PredictionChanged, waiters.on_change)
 
 
 SPEC = ServiceSpec(
@@ -32,7 +37,7 @@ SPEC = ServiceSpec(
         "(or the legacy `Token` scheme). Errors are RFC 7807 problem+json."
     ),
     uses_database=False,
-    routers=[accounts.router, models.router],
+    routers=[accounts.router, models.router, predictions.router],
     start=_start,
     handlers=[f"listens to {BROADCAST_PREFIX}.{AccountsChanged.subject_suffix}"],
 )

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from cogplane.autoscaler.config import AutoscalerSettings
+from cogplane.autoscaler.decide import Policy
+from cogplane.autoscaler.loop import Autoscaler
 from cogplane.autoscaler.repository import DecisionRepository
 from cogplane.common.contracts.scaling import (
     LIST_DECISIONS,
     DecisionList,
     DecisionQuery,
     ScalingDecision,
+    TargetChanged,
 )
 from cogplane.common.service import Runtime
 
@@ -24,3 +28,9 @@ async def register(rt: Runtime) -> None:
             )
 
     await rt.bus.serve(LIST_DECISIONS, list_decisions)
+    settings = rt.settings
+    assert isinstance(settings, AutoscalerSettings)
+    policy = Policy(idle_timeout=settings.idle_timeout)
+    scaler = Autoscaler(rt, policy, settings.tick_interval.total_seconds())
+    await rt.bus.on_broadcast(TargetChanged, scaler.on_change)
+    rt.spawn(scaler.run(), "autoscaler")

@@ -6,10 +6,17 @@ from fastapi import FastAPI
 
 from cogplane.common.contracts.runners import LIST_RUNNERS
 from cogplane.common.db import migrations_dir
-from cogplane.common.service import ServiceSpec, create_service_app
+from cogplane.common.service import Runtime, ServiceSpec, create_service_app
 from cogplane.scheduler import consumers
 from cogplane.scheduler.config import SchedulerSettings
 from cogplane.scheduler.models import SCHEMA
+from cogplane.scheduler.work import consumers as work
+
+
+async def _start(rt: Runtime) -> None:
+    await consumers.register(rt)
+    await work.register(rt)
+
 
 SPEC = ServiceSpec(
     name="scheduler",
@@ -21,10 +28,13 @@ SPEC = ServiceSpec(
     uses_database=True,
     schema=SCHEMA,
     migrations=migrations_dir(__file__),
-    start=consumers.register,
+    start=_start,
     handlers=[
         LIST_RUNNERS.subject,
         f"consumer {consumers.RUNNER_CONSUMER}: {consumers.RUNNER_EVENTS}",
+        *(rpc.subject for rpc in work.RPCS),
+        f"consumer scheduler-predictions: {work.PREDICTION_UPDATES}",
+        f"consumer scheduler-instances: {work.INSTANCE_STATES}",
     ],
 )
 

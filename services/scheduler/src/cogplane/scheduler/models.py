@@ -32,3 +32,7 @@ class RunnerNodeRow(Base):
     capacity: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
     draining: Mapped[bool] = mapped_column(default=False)
     stopped: Mapped[bool] = mapped_column(default=False)
+
+
+# The work domain's tables share this metadata (imported so migrations see every table).
+from cogplane.scheduler.work import models as _work_tables  # noqa: E402, F401

@@ -164,6 +164,19 @@ class BuildRef(Contract):
     logs_offset: int = Field(default=0, ge=0, le=MAX_LOG_CHUNKS)
 
 
+class ResolveVersion(Contract):
+    """A version to run: a bare id, ``owner/name:id``, or ``owner/name`` (its latest version)."""
+
+    viewer: Viewer
+    ref: str = Field(max_length=300)
+
+
+class ResolvedVersion(Contract):
+    version: VersionInfo
+    visibility: Visibility
+    hardware: str
+
+
 CREATE_MODEL = Rpc("registry.models.create", CreateModel, ModelInfo)
 GET_MODEL = Rpc("registry.models.get", ModelRef, ModelInfo)
 LIST_MODELS = Rpc("registry.models.list", ListModels, ModelPage)
@@ -172,6 +185,7 @@ DELETE_MODEL = Rpc("registry.models.delete", ModelRef, Empty)
 LIST_VERSIONS = Rpc("registry.versions.list", ListVersions, VersionPage)
 GET_VERSION = Rpc("registry.versions.get", VersionRef, VersionInfo)
 DELETE_VERSION = Rpc("registry.versions.delete", VersionRef, Empty)
+RESOLVE_VERSION = Rpc("registry.versions.resolve", ResolveVersion, ResolvedVersion)
 START_BUILD = Rpc("registry.builds.start", StartBuild, BuildInfo)
 GET_BUILD = Rpc("registry.builds.get", BuildRef, BuildInfo)
 

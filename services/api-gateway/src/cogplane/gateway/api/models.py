@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel, Field
@@ -163,8 +164,7 @@ def page_url(request: Request, base: str, cursor: str | None) -> str | None:
     if cursor is None:
         return None
     params = dict(request.query_params) | {"cursor": cursor}
-    query = "&".join(f"{k}={v}" for k, v in params.items())
-    return f"{base}{request.url.path}?{query}"
+    return f"{base}{request.url.path}?{urlencode(params)}"
 
 
 Cursor = Annotated[str | None, Query(max_length=500, description="From a page's next URL.")]

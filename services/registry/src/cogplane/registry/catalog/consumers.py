@@ -51,6 +51,10 @@ async def _delete_version(svc: CatalogService, req: c.VersionRef) -> Empty:
     return Empty()
 
 
+async def _resolve(svc: CatalogService, req: c.ResolveVersion) -> c.ResolvedVersion:
+    return await svc.resolve(req.viewer, req.ref)
+
+
 async def _get_build(svc: CatalogService, req: c.BuildRef) -> c.BuildInfo:
     return await svc.build_info(req.viewer, req.build_id, req.logs_offset)
 
@@ -65,6 +69,7 @@ HANDLERS: list[tuple[Rpc[Any, Any], Handler]] = [
     (c.GET_VERSION, _get_version),
     (c.DELETE_VERSION, _delete_version),
     (c.GET_BUILD, _get_build),
+    (c.RESOLVE_VERSION, _resolve),
 ]
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime
+import re
+from datetime import UTC, datetime
+
+from sqlalchemy.exc import IntegrityError
 
 from cogplane.common.contracts import models as c
 from cogplane.common.db import utcnow
@@ -13,6 +16,7 @@ from cogplane.common.hardware import get_sku
 from cogplane.registry.catalog.models import BuildRow, ModelRow, VersionRow
 from cogplane.registry.catalog.repository import CatalogRepository
 
+_CURSOR_ID = re.compile(r"[0-9a-f]{1,64}")
 MODEL_FIELDS = ("description", "github_url", "paper_url", "license_url", "cover_image_url")
 
 
@@ -49,10 +53,23 @@ def decode_cursor(cursor: str | None) -> tuple[datetime, str] | None:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         data = json.loads(raw)
-        return datetime.fromisoformat(data["t"]), str(data["id"])
-    except (ValueError, KeyError, TypeError) as exc:
+        at, row_id = datetime.fromisoformat(data["t"]), str(data["id"])
+        if at.tzinfo is None or not _CURSOR_ID.fullmatch(row_id):
+            raise ValueError("not a cursor we made")
+        return at.astimezone(UTC), row_id
+    except (ValueError, KeyError, TypeError, OverflowError) as exc:
         invalid = {"type": "cursor", "field": "cursor", "description": "Invalid cursor"}
         raise InvalidInput([invalid]) from exc
+
+
+def _not_permitted() -> InvalidInput:
+    """Replicate's answer for a version that is missing or not yours to run."""
+    error = InvalidInput([], title="Invalid version or not permitted")
+    error.detail = (
+        "The specified version does not exist (or perhaps you don't have permission to use it?)"
+    )
+    error.extra = {}
+    return error
 
 
 def check_hardware(sku: str) -> None:
@@ -123,12 +140,23 @@ class CatalogService:
             created_at=utcnow(),
             **{f: getattr(req, f) for f in MODEL_FIELDS},
         )
-        await self.repo.add(row)
+        try:
+            await self.repo.add(row)
+        except IntegrityError as exc:  # a concurrent create of the same name won the race
+            raise Conflict(f"A model named {req.owner}/{req.name} already exists") from exc
         return row
 
     async def update_model(self, req: c.UpdateModel) -> ModelRow:
         """Change the fields the caller sent."""
         row = await self.managed_model(req.viewer, req.owner, req.name)
+        for required in ("hardware", "visibility"):
+            if required in req.fields_set and getattr(req, required) is None:
+                invalid = {
+                    "type": "null",
+                    "field": required,
+                    "description": f"{required} cannot be null",
+                }
+                raise InvalidInput([invalid])
         if "hardware" in req.fields_set and req.hardware is not None:
             check_hardware(req.hardware)
             row.hardware = req.hardware
@@ -187,6 +215,29 @@ class CatalogService:
         if row is None or row.model_id != model.id:
             raise NotFound(f"Version {req.version_id} of {req.owner}/{req.name} not found")
         return row
+
+    async def resolve(self, viewer: c.Viewer, ref: str) -> c.ResolvedVersion:
+        """The version a prediction asks for, if the viewer may run it."""
+        owner_name, _, version_id = ref.partition(":")
+        if "/" not in owner_name:  # a bare version id
+            row = await self.repo.version(owner_name)
+            if row is None or (
+                row.model.visibility == "private" and not viewer.can_act_as(row.model.owner)
+            ):
+                raise _not_permitted()
+        else:
+            owner, _, name = owner_name.partition("/")
+            try:
+                model = await self.visible_model(viewer, owner, name)
+            except NotFound as exc:
+                raise _not_permitted() from exc
+            found = await self.repo.version(version_id or model.latest_version_id or "")
+            if found is None or found.model_id != model.id:
+                raise _not_permitted()
+            row = found
+        return c.ResolvedVersion(
+            version=to_version(row), visibility=row.model.visibility, hardware=row.model.hardware
+        )
 
     async def delete_version(self, req: c.VersionRef) -> None:
         """Delete a version of a private model the viewer owns (Replicate's rules)."""

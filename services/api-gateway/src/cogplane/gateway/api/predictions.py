@@ -1,0 +1,296 @@
+"""``/v1/predictions`` and ``/v1/models/{owner}/{name}/predictions``, in Replicate's shapes."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Query, Request, Response, status
+from pydantic import BaseModel, Field
+
+from cogplane.common.contracts import models as m
+from cogplane.common.contracts import predictions as p
+from cogplane.common.errors import InvalidInput
+from cogplane.common.service import Runtime
+from cogplane.gateway.api.models import iso, page_url
+from cogplane.gateway.api.schemas import Body
+from cogplane.gateway.deps import BusDep, CurrentViewer, PublicBase
+from cogplane.gateway.validation import validate_input
+from cogplane.gateway.waiters import Waiters
+
+router = APIRouter(prefix="/v1", tags=["predictions"])
+_PREFER = re.compile(r"^\s*wait(?:=(\d+))?\s*$")
+_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?$")
+DEFAULT_WAIT = 60
+MIN_CANCEL_AFTER = 5.0
+
+
+class ModelPredictionCreate(Body):
+    input: dict[str, Any] = Field(description="The model's inputs, as its schema describes them.")
+    webhook: str | None = Field(default=None, max_length=2000, pattern=r"^https?://")
+    webhook_completed: str | None = Field(default=None, max_length=2000, pattern=r"^https?://")
+    webhook_events_filter: list[p.WebhookEvent] | None = None
+    stream: bool | None = Field(
+        default=None, description="Deprecated: streaming URLs are always given."
+    )
+
+
+class PredictionCreate(ModelPredictionCreate):
+    version: str = Field(max_length=300, description="A version id, owner/name:id, or owner/name.")
+
+
+class PredictionOut(BaseModel):
+    """Replicate's prediction object."""
+
+    id: str
+    model: str
+    version: str
+    input: dict[str, Any]
+    output: Any
+    logs: str
+    error: str | None
+    status: p.PredictionStatus
+    source: Literal["api", "web"]
+    data_removed: bool
+    created_at: str
+    started_at: str | None
+    completed_at: str | None
+    metrics: dict[str, Any]
+    urls: dict[str, str]
+
+
+class PredictionPage(BaseModel):
+    next: str | None
+    previous: str | None
+    results: list[PredictionOut]
+
+
+def prediction_out(
+    record: p.PredictionRecord, base: str, *, pending: bool = False
+) -> PredictionOut:
+    """The client-facing view; ``pending`` shows an unfinished one as ``starting`` (§4.4)."""
+    urls = {
+        "get": f"{base}/v1/predictions/{record.id}",
+        "cancel": f"{base}/v1/predictions/{record.id}/cancel",
+        "web": f"{base}/p/{record.id}",
+    }
+    unfinished = pending and record.status not in p.TERMINAL
+    return PredictionOut(
+        id=record.id,
+        model=record.model,
+        version=record.version,
+        input=record.input,
+        output=None if unfinished else record.output,
+        logs=record.logs,
+        error=record.error,
+        status="starting" if unfinished else record.status,
+        source=record.source,
+        data_removed=record.data_removed,
+        created_at=iso(record.created_at),
+        started_at=iso(record.started_at) if record.started_at else None,
+        completed_at=iso(record.completed_at) if record.completed_at else None,
+        metrics={k: v for k, v in record.metrics.items() if k in ("predict_time", "total_time")},
+        urls=urls,
+    )
+
+
+def parse_prefer(value: str | None) -> int | None:
+    """Seconds to wait from ``Prefer: wait`` / ``wait=N`` (1-60); None without the header."""
+    if value is None:
+        return None
+    match = _PREFER.match(value)
+    seconds = int(match.group(1)) if match and match.group(1) else DEFAULT_WAIT
+    if match is None or not 1 <= seconds <= DEFAULT_WAIT:
+        invalid = {
+            "type": "header",
+            "field": "Prefer",
+            "description": "Must be wait or wait=N with N from 1 to 60",
+        }
+        raise InvalidInput([invalid])
+    return seconds
+
+
+def parse_cancel_after(value: str | None) -> float | None:
+    """Seconds from ``Cancel-After`` (``30s``, ``5m``, ``1h30m``, or a bare number); at least 5."""
+    if value is None:
+        return None
+    text = value.strip()
+    seconds: float | None = None
+    if re.fullmatch(r"\d+(?:\.\d+)?", text):
+        seconds = float(text)
+    elif (match := _DURATION.match(text)) and text:
+        hours, minutes, secs = match.groups()
+        seconds = int(hours or 0) * 3600 + int(minutes or 0) * 60 + float(secs or 0)
+    if seconds is None or seconds < MIN_CANCEL_AFTER:
+        invalid = {
+            "type": "header",
+            "field": "Cancel-After",
+            "description": "Must be a duration of at least 5s, like 30s, 5m or 1h30m",
+        }
+        raise InvalidInput([invalid])
+    return seconds
+
+
+async def create(
+    request: Request,
+    response: Response,
+    ref: str,
+    body: ModelPredictionCreate,
+    viewer: m.Viewer,
+    bus: Any,
+    base: str,
+    prefer: str | None,
+    cancel_after: str | None,
+) -> PredictionOut:
+    """Resolve, validate, admit, and wait when asked."""
+    wait = parse_prefer(prefer)
+    deadline = parse_cancel_after(cancel_after)
+    resolved = await bus.request(m.RESOLVE_VERSION, m.ResolveVersion(viewer=viewer, ref=ref))
+    version = resolved.version
+    cleaned = validate_input(version.openapi_schema, body.input)
+    spec = p.VersionSpec(
+        version_id=version.id,
+        owner=version.owner,
+        name=version.name,
+        visibility=resolved.visibility,
+        hardware=resolved.hardware,
+        predict=version.predict,
+        train=version.train,
+        concurrency_max=version.concurrency_max,
+        gpu=version.gpu,
+        env_key=version.env_key,
+        python_version=version.python_version,
+        cog_version=version.cog_version,
+        source_object=version.source_object,
+        source_digest=version.source_digest,
+        openapi_schema=version.openapi_schema,
+    )
+    events = list(body.webhook_events_filter or [])
+    webhook = body.webhook or body.webhook_completed
+    if body.webhook is None and body.webhook_completed is not None:
+        events = ["completed"]
+    submit = p.SubmitPrediction(
+        viewer=viewer,
+        version=spec,
+        input=cleaned,
+        webhook=webhook,
+        webhook_events_filter=events,
+        cancel_after_seconds=deadline,
+        streaming=_streams(version.openapi_schema),
+    )
+    record = await bus.request(p.SUBMIT_PREDICTION, submit)
+    response.status_code = status.HTTP_201_CREATED
+    response.headers["Location"] = f"{base}/v1/predictions/{record.id}"
+    if wait is None:
+        return prediction_out(record, base)
+    response.headers["Preference-Applied"] = f"wait={wait}" if prefer and "=" in prefer else "wait"
+    waiters: Waiters = _runtime(request).extras["waiters"]
+    done = await waiters.until_done(record.id, wait) if record.status not in p.TERMINAL else record
+    if done is None:  # it may have finished between admission and waiting
+        done = await bus.request(
+            p.GET_PREDICTION, p.PredictionRef(viewer=viewer, prediction_id=record.id)
+        )
+    return prediction_out(done, base, pending=True)
+
+
+def _streams(openapi: dict[str, Any]) -> bool:
+    post = openapi.get("paths", {}).get("/predictions", {}).get("post", {})
+    return bool(post.get("x-cog-streaming"))
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+PreferHeader = Annotated[str | None, Header(alias="Prefer", description="wait or wait=N (1-60 s)")]
+CancelAfterHeader = Annotated[
+    str | None, Header(alias="Cancel-After", description="A deadline such as 30s or 5m")
+]
+
+
+@router.post("/predictions", response_model=PredictionOut, status_code=status.HTTP_201_CREATED)
+async def create_prediction(
+    request: Request,
+    response: Response,
+    body: PredictionCreate,
+    viewer: CurrentViewer,
+    bus: BusDep,
+    base: PublicBase,
+    prefer: PreferHeader = None,
+    cancel_after: CancelAfterHeader = None,
+) -> PredictionOut:
+    """Run a version (bare id, owner/name:id, or owner/name for its latest version)."""
+    return await create(
+        request, response, body.version, body, viewer, bus, base, prefer, cancel_after
+    )
+
+
+@router.post(
+    "/models/{owner}/{name}/predictions",
+    response_model=PredictionOut,
+    status_code=status.HTTP_201_CREATED,
+)
+async def create_model_prediction(
+    request: Request,
+    response: Response,
+    owner: str,
+    name: str,
+    body: ModelPredictionCreate,
+    viewer: CurrentViewer,
+    bus: BusDep,
+    base: PublicBase,
+    prefer: PreferHeader = None,
+    cancel_after: CancelAfterHeader = None,
+) -> PredictionOut:
+    """Run a model's latest version."""
+    return await create(
+        request, response, f"{owner}/{name}", body, viewer, bus, base, prefer, cancel_after
+    )
+
+
+@router.get("/predictions", response_model=PredictionPage)
+async def list_predictions(
+    request: Request,
+    viewer: CurrentViewer,
+    bus: BusDep,
+    base: PublicBase,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    created_after: Annotated[str | None, Query(description="ISO 8601 time")] = None,
+    created_before: Annotated[str | None, Query(description="ISO 8601 time")] = None,
+    source: Literal["api", "web"] | None = None,
+) -> PredictionPage:
+    """Your predictions, newest first, 100 per page."""
+    query = p.ListPredictions.model_validate(
+        {
+            "viewer": viewer,
+            "cursor": cursor,
+            "created_after": created_after,
+            "created_before": created_before,
+            "source": source,
+        }
+    )
+    page = await bus.request(p.LIST_PREDICTIONS, query)
+    return PredictionPage(
+        results=[prediction_out(r, base) for r in page.results],
+        next=page_url(request, base, page.next_cursor),
+        previous=None,
+    )
+
+
+@router.get("/predictions/{prediction_id}", response_model=PredictionOut)
+async def get_prediction(
+    prediction_id: str, viewer: CurrentViewer, bus: BusDep, base: PublicBase
+) -> PredictionOut:
+    """One of your predictions."""
+    ref = p.PredictionRef(viewer=viewer, prediction_id=prediction_id)
+    return prediction_out(await bus.request(p.GET_PREDICTION, ref), base)
+
+
+@router.post("/predictions/{prediction_id}/cancel", response_model=PredictionOut)
+async def cancel_prediction(
+    prediction_id: str, viewer: CurrentViewer, bus: BusDep, base: PublicBase
+) -> PredictionOut:
+    """Cancel a prediction: a queued one never runs; a running one is stopped in Cog."""
+    ref = p.PredictionRef(viewer=viewer, prediction_id=prediction_id)
+    return prediction_out(await bus.request(p.CANCEL_PREDICTION, ref), base)

@@ -1,0 +1,250 @@
+"""Prediction and instance logic of the scheduler, inside one unit of work (no messaging here).
+
+Methods return what the caller must do next (which runner to call), so that the decisions are
+made here and the loops in ``consumers`` only carry them out after committing.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+from datetime import datetime, timedelta
+
+from cogplane.common.contracts import predictions as p
+from cogplane.common.contracts.instances import InstanceStateChanged
+from cogplane.common.contracts.models import Viewer
+from cogplane.common.db import utcnow
+from cogplane.common.errors import InvalidInput, NotFound
+from cogplane.scheduler.work.models import InstanceRow, PredictionRow
+from cogplane.scheduler.work.placement import OpenInstance, assign
+from cogplane.scheduler.work.repository import WorkRepository
+
+GONE = ("stopped", "failed")
+
+
+def new_prediction_id() -> str:
+    """A random id in Replicate's style (26 lowercase base32 characters)."""
+    return base64.b32encode(secrets.token_bytes(16)).decode().lower().rstrip("=")
+
+
+def to_record(row: PredictionRow) -> p.PredictionRecord:
+    """The contract view of a prediction."""
+    return p.PredictionRecord.model_validate(row, from_attributes=True)
+
+
+def _cursor(at: datetime, row_id: str) -> str:
+    raw = json.dumps({"t": at.isoformat(), "id": row_id}).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str | None) -> tuple[datetime, str] | None:
+    if cursor is None:
+        return None
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return datetime.fromisoformat(data["t"]), str(data["id"])
+    except (ValueError, KeyError, TypeError) as exc:
+        invalid = {"type": "cursor", "field": "cursor", "description": "Invalid cursor"}
+        raise InvalidInput([invalid]) from exc
+
+
+def _finish(row: PredictionRow, status: str, error: str | None, now: datetime) -> None:
+    row.status, row.error, row.completed_at = status, error, now
+    metrics = dict(row.metrics or {})
+    metrics["total_time"] = round((now - row.created_at).total_seconds(), 6)
+    row.metrics = metrics
+
+
+class WorkService:
+    """Operations on predictions, targets and instances."""
+
+    def __init__(self, repo: WorkRepository) -> None:
+        self.repo = repo
+
+    # -- admission and queries -----------------------------------------------------------------
+
+    async def submit(self, req: p.SubmitPrediction) -> PredictionRow:
+        """Admit a prediction durably into its target's queue."""
+        now = utcnow()
+        spec = req.version
+        await self.repo.ensure_target(spec.target, spec.model_dump(mode="json"), now)
+        deadline = (
+            now + timedelta(seconds=req.cancel_after_seconds) if req.cancel_after_seconds else None
+        )
+        row = PredictionRow(
+            id=new_prediction_id(),
+            owner_account_id=req.viewer.account_id,
+            owner=req.viewer.username,
+            model=f"{spec.owner}/{spec.name}",
+            version=spec.version_id,
+            target=spec.target,
+            input=req.input,
+            status="starting",
+            source=req.source,
+            created_at=now,
+            logs="",
+            metrics={},
+            webhook=req.webhook,
+            webhook_events_filter=list(req.webhook_events_filter),
+            deadline=deadline,
+            streaming=req.streaming,
+            timings={},
+        )
+        await self.repo.add(row)
+        return row
+
+    async def visible(
+        self, viewer: Viewer, prediction_id: str, *, lock: bool = False
+    ) -> PredictionRow:
+        """A prediction of the viewer's, or 404."""
+        row = await self.repo.prediction(prediction_id, lock=lock)
+        if row is None or row.owner_account_id != viewer.account_id:
+            raise NotFound(f"Prediction {prediction_id} not found")
+        return row
+
+    async def page(self, req: p.ListPredictions) -> p.PredictionPage:
+        """The viewer's predictions, newest first."""
+        rows = await self.repo.page(
+            req.viewer.account_id,
+            _decode_cursor(req.cursor),
+            req.limit + 1,
+            req.created_after,
+            req.created_before,
+            req.source,
+        )
+        page, more = rows[: req.limit], len(rows) > req.limit
+        cursor = _cursor(page[-1].created_at, page[-1].id) if more else None
+        return p.PredictionPage(results=[to_record(r) for r in page], next_cursor=cursor)
+
+    async def cancel(self, viewer: Viewer, prediction_id: str) -> tuple[PredictionRow, str | None]:
+        """Cancel: a queued prediction ends now; a running one is cancelled on its instance."""
+        row = await self.visible(viewer, prediction_id, lock=True)
+        if row.status in p.TERMINAL:
+            return row, None
+        if row.instance_id is None:
+            _finish(row, "canceled", None, utcnow())
+            return row, None
+        return row, row.instance_id
+
+    # -- dispatch ------------------------------------------------------------------------------
+
+    async def claim(self, target: str) -> list[tuple[PredictionRow, InstanceRow]]:
+        """Assign queued predictions to instances with free slots (FIFO), and return the pairs."""
+        instances = {
+            i.id: i
+            for i in await self.repo.live_instances(target)
+            if i.state in ("idle", "processing")
+        }
+        if not instances:
+            return []
+        busy = await self.repo.busy_by_instance(target)
+        open_instances = [
+            OpenInstance(i.id, i.slots - busy.get(i.id, 0)) for i in instances.values()
+        ]
+        capacity = sum(max(0, o.free_slots) for o in open_instances)
+        if capacity == 0:
+            return []
+        queued = {row.id: row for row in await self.repo.queued(target, capacity)}
+        now = utcnow()
+        pairs = []
+        for prediction_id, instance_id in assign(list(queued), open_instances):
+            row = queued[prediction_id]
+            row.instance_id, row.dispatched_at, row.attempts = instance_id, now, row.attempts + 1
+            row.timings = {**row.timings, "queued_ms": _ms(row.created_at, now)}
+            pairs.append((row, instances[instance_id]))
+        return pairs
+
+    async def release(self, prediction_id: str, instance_id: str) -> None:
+        """Put a prediction its instance refused back at the head of the queue."""
+        row = await self.repo.prediction(prediction_id, lock=True)
+        if row is not None and row.instance_id == instance_id and row.status == "starting":
+            row.instance_id, row.dispatched_at = None, None
+
+    # -- reports from runners ------------------------------------------------------------------
+
+    async def record_update(self, event: p.PredictionUpdated) -> PredictionRow | None:
+        """Apply what Cog reported; stale, duplicate or late updates change nothing."""
+        row = await self.repo.prediction(event.prediction_id, lock=True)
+        if row is None or row.instance_id != event.instance_id or row.status in p.TERMINAL:
+            return None
+        if event.seq <= row.update_seq:
+            return None
+        row.update_seq = event.seq
+        row.logs, row.output = event.logs, event.output
+        if row.started_at is None and event.status != "starting":
+            row.started_at = event.started_at or utcnow()
+        if event.status in p.TERMINAL:
+            _finish(row, event.status, event.error, event.completed_at or utcnow())
+            row.metrics = {**row.metrics, **event.metrics}
+        else:
+            row.status = "processing"
+        return row
+
+    async def record_instance(self, event: InstanceStateChanged) -> list[PredictionRow]:
+        """Track an instance's state; when it is gone, requeue or fail what it was running."""
+        row = await self.repo.instance(event.instance_id, lock=True)
+        if row is None:
+            row = InstanceRow(
+                id=event.instance_id,
+                target=event.target,
+                node_id=event.node_id,
+                version_id=event.version_id,
+                hardware=event.hardware,
+                state=event.state,
+                seq=event.seq,
+                slots=event.slots,
+                reason=event.reason,
+                state_since=event.at,
+            )
+            await self.repo.add(row)
+        elif event.seq > row.seq:
+            row.state, row.seq, row.slots = event.state, event.seq, event.slots
+            row.reason, row.state_since = event.reason, event.at
+        else:
+            return []
+        if row.state not in GONE:
+            return []
+        return await self._orphans(row)
+
+    async def _orphans(self, instance: InstanceRow) -> list[PredictionRow]:
+        changed = []
+        now = utcnow()
+        for row in await self.repo.on_instance(instance.id):
+            if row.status == "starting" and row.attempts < 2:
+                row.instance_id, row.dispatched_at = None, None  # never started: retry once
+            else:
+                reason = instance.reason or f"the instance {instance.state}"
+                _finish(
+                    row, "failed", f"The instance running this prediction stopped: {reason}", now
+                )
+            changed.append(row)
+        return changed
+
+    async def expire(
+        self, queue_timeout: timedelta, run_timeout: timedelta
+    ) -> list[tuple[PredictionRow, str | None]]:
+        """End predictions past their deadline or timeouts; running ones to cancel on instances."""
+        now = utcnow()
+        ended: list[tuple[PredictionRow, str | None]] = []
+        for row in await self.repo.expired(now, now - queue_timeout, now - run_timeout):
+            ended.append((row, row.instance_id))
+            if row.instance_id is None and row.deadline is not None and row.deadline < now:
+                _finish(
+                    row, "canceled", "The deadline (Cancel-After) passed before it started", now
+                )
+            elif row.instance_id is None:
+                waited = queue_timeout.total_seconds()
+                _finish(
+                    row, "failed", f"No instance took this prediction within {waited:.0f}s", now
+                )
+            elif row.started_at is not None and row.started_at < now - run_timeout:
+                ran = run_timeout.total_seconds()
+                _finish(row, "failed", f"The prediction ran longer than {ran:.0f}s", now)
+            else:
+                _finish(row, "canceled", "The deadline (Cancel-After) passed while it ran", now)
+        return ended
+
+
+def _ms(start: datetime, end: datetime) -> float:
+    return round((end - start).total_seconds() * 1000, 3)
