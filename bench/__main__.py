@@ -8,7 +8,7 @@ Starts the platform the way ``make dev`` does (fresh data, free ports) and measu
 
 It prints percentiles and what the authenticated path adds over the bare round trip, then the
 build time of a push with new dependencies and of one that changed only code.
-Prediction benchmarks against calling Cog directly join this file with predictions.
+Last, a no-op Cog model called directly and through the whole platform (``bench/predictions.py``).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 
+from bench import predictions
 from cogplane.cli.devstack import DEFAULT_PORTS, DevStack
 from cogplane.common import archive
 from cogplane.common.bus import Bus
@@ -161,6 +162,7 @@ def main() -> None:
         try:
             asyncio.run(measure(stack))
             measure_builds(stack)
+            predictions.measure(stack)
         finally:
             stack.stop()
 
