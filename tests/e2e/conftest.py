@@ -36,6 +36,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, spans_file: Path) -> Iterato
             "COGPLANE_RUNNER_SIMULATED_GPUS": "gpu-t4:2",
             "COGPLANE_CONNECT_RETRY_MAX": "1",
             "COGPLANE_GATEWAY_PUSH_MAX_BYTES": str(PUSH_MAX_BYTES),
+            "COGPLANE_RUNNER_CPU_SLOTS": "3",
+            "COGPLANE_AUTOSCALER_IDLE_TIMEOUT": "20",
         },
     )
     platform.start()

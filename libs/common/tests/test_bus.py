@@ -10,8 +10,8 @@ import pytest
 from nats.js.api import DeliverPolicy
 
 from cogplane.common.bus import Bus, PermanentFailure
-from cogplane.common.contracts.accounts import VERIFY_TOKEN, Caller, VerifyToken
-from cogplane.common.contracts.base import DEAD_LETTER_PREFIX, DEAD_LETTER_STREAM, new_id
+from cogplane.common.contracts.accounts import Caller, VerifyToken
+from cogplane.common.contracts.base import DEAD_LETTER_PREFIX, DEAD_LETTER_STREAM, Rpc, new_id
 from cogplane.common.contracts.events import parse_event
 from cogplane.common.contracts.runners import RunnerHeartbeat
 from cogplane.common.db import utcnow
@@ -19,6 +19,9 @@ from cogplane.common.embedded import EmbeddedNats
 from cogplane.common.errors import CogplaneError, NotFound, Unavailable
 from cogplane.common.retry import RetryPolicy
 from cogplane.common.testing.wait import eventually
+
+# A call of these tests' own, so that no service running in the same session answers it.
+VERIFY_TOKEN = Rpc(f"test.{new_id()}.verify", VerifyToken, Caller)
 
 
 @pytest.fixture

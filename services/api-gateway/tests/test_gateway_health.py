@@ -23,6 +23,11 @@ V1_PATHS = {
     "/v1/models/{owner}/{name}/predictions": {"post"},
     "/v1/predictions/{prediction_id}": {"get"},
     "/v1/predictions/{prediction_id}/cancel": {"post"},
+    "/v1/predictions/{prediction_id}/stream": {"get"},
+    "/v1/webhooks/default/secret": {"get"},
+    "/v1/files": {"get", "post"},
+    "/v1/files/{file_id}": {"get", "delete"},
+    "/v1/files/{file_id}/download": {"get"},
 }
 
 

@@ -115,6 +115,7 @@ class DevStack:
                 "COGPLANE_DATABASE_URL": self.postgres.url,
                 "COGPLANE_NATS_URL": self.nats.url,
                 "COGPLANE_GATEWAY_PUBLIC_URL": self.gateway_url,
+                "COGPLANE_SCHEDULER_PUBLIC_URL": self.gateway_url,
                 "COGPLANE_MIGRATE_ON_START": "true",
                 "COGPLANE_REGISTRY_ALLOW_DEV_BOOTSTRAP": "true",
                 "COGPLANE_RUNNER_DATA_DIR": str(self.root / "runner"),

@@ -42,6 +42,7 @@ from cogplane.common.contracts.base import (
     DEAD_LETTER_STREAM,
     EVENTS_PREFIX,
     EVENTS_STREAM,
+    FILES_BUCKET,
     SOURCES_BUCKET,
     Broadcast,
     Event,
@@ -127,7 +128,7 @@ class Bus:
         self.last_error = None
 
     async def ensure_streams(self) -> None:
-        """Create (or update) the event and dead-letter streams."""
+        """Create (or update) the event and dead-letter streams and the object stores."""
         for config in (
             StreamConfig(
                 name=EVENTS_STREAM,
@@ -152,6 +153,14 @@ class Bus:
             config=ObjectStoreConfig(
                 bucket=SOURCES_BUCKET,
                 description="Pushed Cog projects, by the sha256 of their archive",
+                storage=StorageType.FILE,
+            ),
+        )
+        await self.js.create_object_store(
+            FILES_BUCKET,
+            config=ObjectStoreConfig(
+                bucket=FILES_BUCKET,
+                description="Files uploaded through /v1/files, by file id",
                 storage=StorageType.FILE,
             ),
         )
@@ -350,6 +359,7 @@ class Bus:
 
         subject = f"{BROADCAST_PREFIX}.{kind.subject_suffix}"
         self._subscriptions.append(await self.nc.subscribe(subject, cb=on_message))
+        await self.nc.flush()
 
     # -- request-reply ------------------------------------------------------------------------
 
@@ -405,6 +415,7 @@ class Bus:
 
         sub = await self.nc.subscribe(subject or rpc.subject, queue=self.name, cb=on_message)
         self._subscriptions.append(sub)
+        await self.nc.flush()  # the server knows the subscription before we call ourselves ready
 
     async def _answer(
         self, rpc: Rpc[Req, Resp], handler: Callable[[Req], Awaitable[Resp]], msg: Msg

@@ -230,6 +230,7 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request drowns the rest
     config = uvicorn.Config(
         app,
         host=settings.host,

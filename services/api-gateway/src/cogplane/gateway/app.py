@@ -11,7 +11,7 @@ from cogplane.common.contracts.base import BROADCAST_PREFIX
 from cogplane.common.contracts.predictions import PredictionChanged
 from cogplane.common.http import BodyRule
 from cogplane.common.service import Runtime, ServiceSpec, create_service_app
-from cogplane.gateway.api import accounts, models, predictions
+from cogplane.gateway.api import accounts, files, models, predictions, streams, webhooks
 from cogplane.gateway.auth import CallerCache
 from cogplane.gateway.config import GatewaySettings
 from cogplane.gateway.waiters import Waiters
@@ -27,6 +27,9 @@ async def _start(rt: Runtime) -> None:
     waiters = Waiters()
     rt.extras["waiters"] = waiters
     await rt.bus.on_broadcast(PredictionChanged, waiters.on_change)
+    hub = streams.StreamHub()
+    rt.extras["streams"] = hub
+    await rt.bus.on_broadcast(PredictionChanged, hub.on_change)
 
 
 SPEC = ServiceSpec(
@@ -37,9 +40,19 @@ SPEC = ServiceSpec(
         "(or the legacy `Token` scheme). Errors are RFC 7807 problem+json."
     ),
     uses_database=False,
-    routers=[accounts.router, models.router, predictions.router],
+    routers=[
+        accounts.router,
+        models.router,
+        predictions.router,
+        files.router,
+        streams.router,
+        webhooks.router,
+    ],
     start=_start,
-    handlers=[f"listens to {BROADCAST_PREFIX}.{AccountsChanged.subject_suffix}"],
+    handlers=[
+        f"listens to {BROADCAST_PREFIX}.{AccountsChanged.subject_suffix}",
+        f"listens to {BROADCAST_PREFIX}.{PredictionChanged.subject_suffix}",
+    ],
 )
 
 
@@ -47,4 +60,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     """The gateway app for ``settings`` (read from the environment when omitted)."""
     settings = settings or GatewaySettings()
     push = BodyRule(models.PUSH_PATH, settings.push_max_bytes, models.PUSH_TYPES, json=False)
-    return create_service_app(replace(SPEC, body_rules=[push]), settings)
+    upload = BodyRule(
+        files.UPLOAD_PATH, files.upload_body_limit(settings), files.UPLOAD_TYPES, json=False
+    )
+    files.warn_about_dev_key(settings)
+    return create_service_app(replace(SPEC, body_rules=[push, upload]), settings)

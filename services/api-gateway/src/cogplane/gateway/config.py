@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from cogplane.common.config import Duration, ServiceSettings
+
+# Only for `cogplane dev` and tests: anyone who knows it can forge download links.
+DEV_FILES_SIGNING_KEY = "cogplane-dev-only-files-signing-key"
 
 
 class GatewaySettings(ServiceSettings):
@@ -33,5 +36,24 @@ class GatewaySettings(ServiceSettings):
         description=(
             "Base URL clients reach the gateway at (no /v1 suffix); absolute URLs in responses "
             "use it. Empty means the URL of each request."
+        ),
+    )
+    files_max_bytes: int = Field(
+        default=100 * 1024 * 1024,
+        ge=1,
+        description="Largest file accepted by POST /v1/files, in bytes (Replicate's 100 MiB).",
+    )
+    files_signing_key: SecretStr = Field(
+        default=SecretStr(DEV_FILES_SIGNING_KEY),
+        description=(
+            "Key of the HMAC-SHA256 that signs file download links. Give every gateway replica "
+            "the same secret value; the default is public and only fit for development."
+        ),
+    )
+    files_link_ttl: Duration = Field(
+        default=timedelta(hours=1),
+        description=(
+            "How long the signed download links that replace file URLs in prediction inputs "
+            "stay valid (models fetch their inputs without a token)."
         ),
     )

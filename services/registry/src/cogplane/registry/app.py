@@ -10,12 +10,14 @@ from cogplane.common.service import Runtime, ServiceSpec, create_service_app
 from cogplane.registry import consumers
 from cogplane.registry.catalog import consumers as catalog
 from cogplane.registry.config import RegistrySettings
+from cogplane.registry.files import consumers as files
 from cogplane.registry.models import SCHEMA
 
 
 async def _start(rt: Runtime) -> None:
     await consumers.register(rt)
     await catalog.register(rt)
+    await files.register(rt)
 
 
 SPEC = ServiceSpec(
@@ -33,6 +35,7 @@ SPEC = ServiceSpec(
     handlers=[
         *(rpc.subject for rpc, _ in consumers.HANDLERS),
         *(rpc.subject for rpc, _ in catalog.HANDLERS),
+        *(rpc.subject for rpc, _ in files.HANDLERS),
         START_BUILD.subject,
         f"consumer {catalog.BUILD_CONSUMER}: {catalog.BUILD_EVENTS}",
     ],

@@ -71,5 +71,6 @@ class TokenRow(Base):
     account: Mapped[AccountRow] = relationship(lazy="raise")
 
 
-# The catalog's tables share this metadata (imported here so migrations see every table).
+# The catalog's and files' tables share this metadata (imported here so migrations see them all).
 from cogplane.registry.catalog import models as _catalog_tables  # noqa: E402, F401
+from cogplane.registry.files import models as _file_tables  # noqa: E402, F401

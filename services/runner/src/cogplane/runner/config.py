@@ -45,3 +45,49 @@ class RunnerSettings(ServiceSettings):
     heartbeat_interval: Duration = Field(
         default=timedelta(seconds=5), description="How often the node announces itself."
     )
+    setup_timeout: Duration = Field(
+        default=timedelta(seconds=600),
+        description="How long a model's setup() may run before its instance is declared failed.",
+    )
+    drain_timeout: Duration = Field(
+        default=timedelta(seconds=300),
+        description=(
+            "How long a draining instance may take to finish its predictions before they are "
+            "canceled."
+        ),
+    )
+    cancel_grace: Duration = Field(
+        default=timedelta(seconds=5),
+        description=(
+            "After canceling an instance's predictions, how long to wait for Cog to report "
+            "their end."
+        ),
+    )
+    stop_timeout: Duration = Field(
+        default=timedelta(seconds=5),
+        description="How long Cog gets to exit after each of POST /shutdown and SIGTERM.",
+    )
+    setup_poll_interval: Duration = Field(
+        default=timedelta(milliseconds=50),
+        description=(
+            "How often a starting instance's health is checked (often: the time to notice "
+            "readiness is billed setup time)."
+        ),
+    )
+    health_interval: Duration = Field(
+        default=timedelta(milliseconds=500),
+        description="How often a running instance's health is checked.",
+    )
+    slot_retry: Duration = Field(
+        default=timedelta(seconds=1),
+        description=(
+            "How long to retry a prediction Cog refuses for want of a free slot (Cog frees a slot "
+            "shortly after reporting the previous prediction's end)."
+        ),
+    )
+    webhook_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="Loopback port that receives Cog's webhooks (0: any free port).",
+    )

@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
 from cogplane.common.contracts.models import BuildRequested
 from cogplane.common.service import Runtime
 from cogplane.runner.build.builder import Builder
-from cogplane.runner.config import RunnerSettings
 
 BUILD_REQUESTS = "cogplane.events.builds.requested"
 # One durable consumer shared by every runner: each request goes to one of them.
 BUILD_CONSUMER = "runner-builds"
 
 
-async def register(rt: Runtime) -> None:
+async def register(rt: Runtime, builder: Builder) -> None:
     """Take build requests and report each build's logs and result."""
-    settings = rt.settings
-    assert isinstance(settings, RunnerSettings)
-    builder = Builder(rt.bus, Path(settings.data_dir), settings.cog_version)
-    rt.extras["builder"] = builder
 
     async def on_build_requested(data: bytes, _: dict[str, str]) -> None:
         request = BuildRequested.model_validate_json(data)

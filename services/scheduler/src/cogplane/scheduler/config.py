@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
 from cogplane.common.config import Duration, ServiceSettings
@@ -29,4 +29,49 @@ class SchedulerSettings(ServiceSettings):
     runner_offline_after: Duration = Field(
         default=timedelta(seconds=15),
         description="A runner not heard from for this long is considered offline.",
+    )
+    public_url: str = Field(
+        default="http://127.0.0.1:8700",
+        # The gateway's setting serves as well: both must name the same URL.
+        validation_alias=AliasChoices(
+            "COGPLANE_SCHEDULER_PUBLIC_URL", "COGPLANE_GATEWAY_PUBLIC_URL"
+        ),
+        description=(
+            "Base URL clients reach the gateway at (no /v1 suffix), for the URLs inside webhook "
+            "bodies (COGPLANE_SCHEDULER_PUBLIC_URL, else COGPLANE_GATEWAY_PUBLIC_URL)."
+        ),
+    )
+    webhook_timeout: Duration = Field(
+        default=timedelta(seconds=5),
+        description="A webhook receiver that has not answered within this time has failed.",
+    )
+    webhook_throttle: Duration = Field(
+        default=timedelta(milliseconds=500),
+        description="Least time between two webhooks of one prediction for output or logs.",
+    )
+    webhook_attempts: int = Field(
+        default=6,
+        ge=1,
+        description=(
+            "Attempts at a completed webhook; with the default backoff the last one is about a "
+            "minute after completion. Intermediate webhooks are sent once."
+        ),
+    )
+    webhook_retry_initial: Duration = Field(
+        default=timedelta(seconds=2),
+        description="Pause before the first retry of a completed webhook (then doubling).",
+    )
+    webhook_concurrency: int = Field(
+        default=8, ge=1, description="Completed webhooks delivered at once by each replica."
+    )
+    retention_api: Duration = Field(
+        default=timedelta(hours=1),
+        description="API predictions lose their input, output and logs this long after they end.",
+    )
+    retention_web: Duration = Field(
+        default=timedelta(days=90),
+        description="Web predictions lose their input, output and logs this long after they end.",
+    )
+    retention_interval: Duration = Field(
+        default=timedelta(minutes=1), description="How often expired prediction data is removed."
     )

@@ -35,4 +35,6 @@ class RunnerNodeRow(Base):
 
 
 # The work domain's tables share this metadata (imported so migrations see every table).
+from cogplane.scheduler import retention as _retention_index  # noqa: E402, F401
+from cogplane.scheduler.webhooks import models as _webhook_tables  # noqa: E402, F401
 from cogplane.scheduler.work import models as _work_tables  # noqa: E402, F401

@@ -18,6 +18,7 @@ DEAD_LETTER_PREFIX = "cogplane.deadletter"
 RPC_PREFIX = "cogplane.rpc"
 BROADCAST_PREFIX = "cogplane.broadcast"
 SOURCES_BUCKET = "cogplane-sources"
+FILES_BUCKET = "cogplane-files"
 
 
 def new_id() -> str:

@@ -10,6 +10,7 @@ from cogplane.common.contracts.instances import InstanceStateChanged
 from cogplane.common.contracts.models import BuildFinished, BuildLogged, BuildRequested
 from cogplane.common.contracts.predictions import PredictionUpdated
 from cogplane.common.contracts.runners import RunnerHeartbeat, RunnerStopped
+from cogplane.common.contracts.webhooks import WebhookDue
 
 AnyEvent = Annotated[
     RunnerHeartbeat
@@ -18,7 +19,8 @@ AnyEvent = Annotated[
     | BuildLogged
     | BuildFinished
     | InstanceStateChanged
-    | PredictionUpdated,
+    | PredictionUpdated
+    | WebhookDue,
     Field(discriminator="type"),
 ]
 

@@ -11,10 +11,15 @@ from pydantic import BaseModel, Field
 from cogplane.common.contracts import models as m
 from cogplane.common.contracts import predictions as p
 from cogplane.common.errors import InvalidInput
+from cogplane.common.predictions_json import render_prediction
 from cogplane.common.service import Runtime
-from cogplane.gateway.api.models import iso, page_url
+from cogplane.gateway.api.files import gateway_settings
+from cogplane.gateway.api.models import page_url
 from cogplane.gateway.api.schemas import Body
+from cogplane.gateway.api.streams import StreamKeyDep
 from cogplane.gateway.deps import BusDep, CurrentViewer, PublicBase
+from cogplane.gateway.file_inputs import rewrite_file_inputs
+from cogplane.gateway.file_links import parse_file_link
 from cogplane.gateway.validation import validate_input
 from cogplane.gateway.waiters import Waiters
 
@@ -66,32 +71,36 @@ class PredictionPage(BaseModel):
 
 
 def prediction_out(
-    record: p.PredictionRecord, base: str, *, pending: bool = False
+    record: p.PredictionRecord,
+    base: str,
+    *,
+    pending: bool = False,
+    stream_key: bytes | None = None,
 ) -> PredictionOut:
-    """The client-facing view; ``pending`` shows an unfinished one as ``starting`` (§4.4)."""
-    urls = {
-        "get": f"{base}/v1/predictions/{record.id}",
-        "cancel": f"{base}/v1/predictions/{record.id}/cancel",
-        "web": f"{base}/p/{record.id}",
-    }
-    unfinished = pending and record.status not in p.TERMINAL
-    return PredictionOut(
-        id=record.id,
-        model=record.model,
-        version=record.version,
-        input=record.input,
-        output=None if unfinished else record.output,
-        logs=record.logs,
-        error=record.error,
-        status="starting" if unfinished else record.status,
-        source=record.source,
-        data_removed=record.data_removed,
-        created_at=iso(record.created_at),
-        started_at=iso(record.started_at) if record.started_at else None,
-        completed_at=iso(record.completed_at) if record.completed_at else None,
-        metrics={k: v for k, v in record.metrics.items() if k in ("predict_time", "total_time")},
-        urls=urls,
-    )
+    """The client-facing view; ``pending`` shows an unfinished one as ``starting`` (§4.4).
+
+    With ``stream_key`` (``streams.StreamKeyDep``), predictions of streaming models get
+    ``urls.stream``. The rendering is shared with webhook bodies.
+    """
+    rendered = render_prediction(record, base, stream_key=stream_key, pending=pending)
+    rendered["input"] = display_input(rendered["input"], base)
+    return PredictionOut.model_validate(rendered)
+
+
+def display_input(value: Any, base: str) -> Any:
+    """Inputs as the caller gave them: signed links to our files shown as the files' URLs."""
+    if isinstance(value, dict):
+        return {k: display_input(v, base) for k, v in value.items()}
+    if isinstance(value, list):
+        return [display_input(v, base) for v in value]
+    if isinstance(value, str):
+        try:
+            link = parse_file_link(value, base)
+        except ValueError:
+            return value
+        if link is not None and link.signed:
+            return f"{base}/v1/files/{link.file_id}"
+    return value
 
 
 def parse_prefer(value: str | None) -> int | None:
@@ -141,6 +150,7 @@ async def create(
     base: str,
     prefer: str | None,
     cancel_after: str | None,
+    stream_key: bytes,
 ) -> PredictionOut:
     """Resolve, validate, admit, and wait when asked."""
     wait = parse_prefer(prefer)
@@ -148,6 +158,10 @@ async def create(
     resolved = await bus.request(m.RESOLVE_VERSION, m.ResolveVersion(viewer=viewer, ref=ref))
     version = resolved.version
     cleaned = validate_input(version.openapi_schema, body.input)
+    # Our own file URLs become signed links Cog can download without a token.
+    cleaned = await rewrite_file_inputs(
+        cleaned, viewer, bus=bus, base=base, settings=gateway_settings(request)
+    )
     spec = p.VersionSpec(
         version_id=version.id,
         owner=version.owner,
@@ -182,7 +196,7 @@ async def create(
     response.status_code = status.HTTP_201_CREATED
     response.headers["Location"] = f"{base}/v1/predictions/{record.id}"
     if wait is None:
-        return prediction_out(record, base)
+        return prediction_out(record, base, stream_key=stream_key)
     response.headers["Preference-Applied"] = f"wait={wait}" if prefer and "=" in prefer else "wait"
     waiters: Waiters = _runtime(request).extras["waiters"]
     done = await waiters.until_done(record.id, wait) if record.status not in p.TERMINAL else record
@@ -190,7 +204,7 @@ async def create(
         done = await bus.request(
             p.GET_PREDICTION, p.PredictionRef(viewer=viewer, prediction_id=record.id)
         )
-    return prediction_out(done, base, pending=True)
+    return prediction_out(done, base, pending=True, stream_key=stream_key)
 
 
 def _streams(openapi: dict[str, Any]) -> bool:
@@ -217,12 +231,13 @@ async def create_prediction(
     viewer: CurrentViewer,
     bus: BusDep,
     base: PublicBase,
+    stream_key: StreamKeyDep,
     prefer: PreferHeader = None,
     cancel_after: CancelAfterHeader = None,
 ) -> PredictionOut:
     """Run a version (bare id, owner/name:id, or owner/name for its latest version)."""
     return await create(
-        request, response, body.version, body, viewer, bus, base, prefer, cancel_after
+        request, response, body.version, body, viewer, bus, base, prefer, cancel_after, stream_key
     )
 
 
@@ -240,12 +255,14 @@ async def create_model_prediction(
     viewer: CurrentViewer,
     bus: BusDep,
     base: PublicBase,
+    stream_key: StreamKeyDep,
     prefer: PreferHeader = None,
     cancel_after: CancelAfterHeader = None,
 ) -> PredictionOut:
     """Run a model's latest version."""
+    ref = f"{owner}/{name}"
     return await create(
-        request, response, f"{owner}/{name}", body, viewer, bus, base, prefer, cancel_after
+        request, response, ref, body, viewer, bus, base, prefer, cancel_after, stream_key
     )
 
 
@@ -255,6 +272,7 @@ async def list_predictions(
     viewer: CurrentViewer,
     bus: BusDep,
     base: PublicBase,
+    stream_key: StreamKeyDep,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     created_after: Annotated[str | None, Query(description="ISO 8601 time")] = None,
     created_before: Annotated[str | None, Query(description="ISO 8601 time")] = None,
@@ -272,7 +290,7 @@ async def list_predictions(
     )
     page = await bus.request(p.LIST_PREDICTIONS, query)
     return PredictionPage(
-        results=[prediction_out(r, base) for r in page.results],
+        results=[prediction_out(r, base, stream_key=stream_key) for r in page.results],
         next=page_url(request, base, page.next_cursor),
         previous=None,
     )
@@ -280,17 +298,17 @@ async def list_predictions(
 
 @router.get("/predictions/{prediction_id}", response_model=PredictionOut)
 async def get_prediction(
-    prediction_id: str, viewer: CurrentViewer, bus: BusDep, base: PublicBase
+    prediction_id: str, viewer: CurrentViewer, bus: BusDep, base: PublicBase, key: StreamKeyDep
 ) -> PredictionOut:
     """One of your predictions."""
     ref = p.PredictionRef(viewer=viewer, prediction_id=prediction_id)
-    return prediction_out(await bus.request(p.GET_PREDICTION, ref), base)
+    return prediction_out(await bus.request(p.GET_PREDICTION, ref), base, stream_key=key)
 
 
 @router.post("/predictions/{prediction_id}/cancel", response_model=PredictionOut)
 async def cancel_prediction(
-    prediction_id: str, viewer: CurrentViewer, bus: BusDep, base: PublicBase
+    prediction_id: str, viewer: CurrentViewer, bus: BusDep, base: PublicBase, key: StreamKeyDep
 ) -> PredictionOut:
     """Cancel a prediction: a queued one never runs; a running one is stopped in Cog."""
     ref = p.PredictionRef(viewer=viewer, prediction_id=prediction_id)
-    return prediction_out(await bus.request(p.CANCEL_PREDICTION, ref), base)
+    return prediction_out(await bus.request(p.CANCEL_PREDICTION, ref), base, stream_key=key)

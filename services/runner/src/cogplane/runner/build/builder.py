@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -19,12 +20,22 @@ from cogplane.common.contracts.base import SOURCES_BUCKET
 from cogplane.common.contracts.models import BuildFinished, BuildRequested, BuiltVersion
 from cogplane.common.errors import CogplaneError
 from cogplane.runner.build import cogyaml
-from cogplane.runner.build.environments import EnvironmentCache, Recipe
+from cogplane.runner.build.environments import EnvironmentCache, Log, Recipe
 from cogplane.runner.build.errors import BuildError
 from cogplane.runner.build.logs import BuildLog
 
 SCHEMA_SCRIPT = Path(__file__).with_name("cog_schema.py")
 SCHEMA_TIMEOUT = 300.0
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A version's project and environment, ready to run on this node."""
+
+    root: Path
+    env: Path
+    config: cogyaml.CogYaml
 
 
 @dataclass(frozen=True)
@@ -48,10 +59,36 @@ class Builder:
         self.sources = data_dir / "sources"
         self.environments = EnvironmentCache(data_dir / "envs")
         self.default_cog_version = default_cog_version
+        self._unpacking: dict[str, asyncio.Lock] = {}
 
     def source_dir(self, digest: str) -> Path:
         """Where the unpacked project with this tree digest lives."""
         return self.sources / digest
+
+    async def prepare(self, source_object: str, source_digest: str, log: Log) -> Prepared:
+        """A built version's project and environment, fetched or rebuilt only when missing.
+
+        Both caches are shared with builds, so on the node that built the version this is
+        instant; another node fetches the pushed archive and rebuilds the same environment.
+        """
+        if not _DIGEST.fullmatch(source_digest):
+            raise BuildError(f"{source_digest!r} is not a source digest")
+        root = await self._source(source_object, source_digest)
+        config = cogyaml.load(root)
+        env, _ = await self.environments.ensure(
+            Recipe.of(config, root, self.default_cog_version), log
+        )
+        return Prepared(root, env, config)
+
+    async def _source(self, source_object: str, source_digest: str) -> Path:
+        lock = self._unpacking.setdefault(source_digest, asyncio.Lock())
+        async with lock:
+            if self.source_dir(source_digest).is_dir():
+                return self.source_dir(source_digest)
+            root, digest = await self._unpack(source_object)
+        if digest != source_digest:
+            raise BuildError(f"The source {source_object} has digest {digest}, not {source_digest}")
+        return root
 
     async def build(self, request: BuildRequested) -> BuildFinished:
         """Run the build; every failure becomes a finished event with the reason."""

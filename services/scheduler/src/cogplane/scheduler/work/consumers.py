@@ -66,8 +66,12 @@ class Work:
 
     async def announce(self, rows: Iterable[PredictionRow]) -> None:
         """Tell waiters, streams and webhooks what changed (after the commit)."""
+        webhooks = self.rt.extras.get("webhooks")
         for row in rows:
-            await self.rt.bus.broadcast(p.PredictionChanged(record=to_record(row)))
+            record = to_record(row)
+            await self.rt.bus.broadcast(p.PredictionChanged(record=record))
+            if webhooks is not None:
+                webhooks.notice(record)  # never waits: sends run on their own
 
     async def poke(self, target: str) -> None:
         """Work moved on ``target``: dispatch, and let the autoscaler look again."""
@@ -217,10 +221,24 @@ class Work:
                     key=lambda i: i.state_since,
                 )
                 stops = idle[: max(0, len(live) - target.desired)]
+                evict = await self._evictable(repo, spec.hardware) if None in starts else None
             for instance in (i for i in starts if i is not None):
                 await self._start(instance, spec)
             for instance in stops:
                 await self._stop(instance, "scaled down")
+            if evict is not None:  # make room; the next decision places the instance
+                await self._stop(evict, f"making room for {target_id}")
+
+    async def _evictable(self, repo: WorkRepository, hardware: str) -> InstanceRow | None:
+        """The idle instance of another target, on ``hardware``, idle the longest (LRU)."""
+        candidates = []
+        for instance in await repo.live_instances():
+            if instance.hardware != hardware or instance.state != "idle":
+                continue
+            queued, inflight, _ = await repo.counts(instance.target)
+            if queued == 0 and inflight == 0:
+                candidates.append(instance)
+        return min(candidates, key=lambda i: i.state_since, default=None)
 
     async def _place(self, session: object, target: str, spec: p.VersionSpec) -> InstanceRow | None:
         repo = WorkRepository(session)  # type: ignore[arg-type]

@@ -1,0 +1,1 @@
+"""Files uploaded through /v1/files: metadata, ownership and expiry."""
