@@ -60,6 +60,7 @@ REDELIVERY = RetryPolicy(initial=0.5, maximum=30.0)
 _tracer = trace.get_tracer("cogplane.bus")
 
 B = TypeVar("B", bound=Broadcast)
+E = TypeVar("E", bound=Event)
 EventHandler = Callable[[bytes, dict[str, str]], Awaitable[None]]
 
 
@@ -358,6 +359,22 @@ class Bus:
                 logger.warning("ignoring malformed %s notice", kind.__name__)
 
         subject = f"{BROADCAST_PREFIX}.{kind.subject_suffix}"
+        self._subscriptions.append(await self.nc.subscribe(subject, cb=on_message))
+        await self.nc.flush()
+
+    async def on_events(self, kind: type[E], handler: Callable[[E], None]) -> None:
+        """Watch events of ``kind`` as they are published, without a durable consumer.
+
+        For observers that want speed, not durability: nothing is redelivered or replayed.
+        """
+
+        async def on_message(msg: Msg) -> None:
+            try:
+                handler(kind.model_validate_json(msg.data))
+            except ValidationError:
+                logger.warning("ignoring malformed %s event", kind.__name__)
+
+        subject = f"{EVENTS_PREFIX}.{kind.subject_suffix}"
         self._subscriptions.append(await self.nc.subscribe(subject, cb=on_message))
         await self.nc.flush()
 

@@ -8,7 +8,7 @@ from fastapi import FastAPI
 
 from cogplane.common.contracts.accounts import AccountsChanged
 from cogplane.common.contracts.base import BROADCAST_PREFIX
-from cogplane.common.contracts.predictions import PredictionChanged
+from cogplane.common.contracts.predictions import PredictionChanged, PredictionUpdated
 from cogplane.common.http import BodyRule
 from cogplane.common.service import Runtime, ServiceSpec, create_service_app
 from cogplane.gateway.api import accounts, files, models, predictions, streams, webhooks
@@ -27,6 +27,7 @@ async def _start(rt: Runtime) -> None:
     waiters = Waiters()
     rt.extras["waiters"] = waiters
     await rt.bus.on_broadcast(PredictionChanged, waiters.on_change)
+    await rt.bus.on_events(PredictionUpdated, waiters.on_update)
     hub = streams.StreamHub()
     rt.extras["streams"] = hub
     await rt.bus.on_broadcast(PredictionChanged, hub.on_change)

@@ -26,10 +26,16 @@ class Autoscaler:
         self.policy = policy
         self.interval = interval
         self._wake = asyncio.Event()
+        self._served: set[str] = set()  # targets with an active instance at the last tick
 
-    def on_change(self, _: TargetChanged) -> None:
-        """Work arrived or finished somewhere: decide now rather than at the next tick."""
-        self._wake.set()
+    def on_change(self, notice: TargetChanged) -> None:
+        """Work arrived on a target without instances: decide now, not at the next tick.
+
+        Targets that already have instances are looked at on the regular tick; waking for every
+        prediction of a busy target would spend the CPU the predictions need.
+        """
+        if notice.target not in self._served:
+            self._wake.set()
 
     async def run(self) -> None:
         while True:
@@ -45,9 +51,12 @@ class Autoscaler:
         """One round of decisions over every target."""
         states = await self.rt.bus.request(LIST_TARGETS, Empty())
         now = utcnow()
+        served = set()
         for state in states.results:
             decision = decide(state, now, self.policy)
             active = sum(1 for i in state.instances if i.state in ACTIVE)
+            if active and decision.desired:
+                served.add(state.target)
             if decision.desired == state.desired and decision.desired == active:
                 continue
             await self.rt.bus.request(
@@ -65,3 +74,4 @@ class Autoscaler:
                         decided_at=now,
                     )
                 )
+        self._served = served

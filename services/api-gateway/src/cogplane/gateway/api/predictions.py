@@ -199,7 +199,7 @@ async def create(
         return prediction_out(record, base, stream_key=stream_key)
     response.headers["Preference-Applied"] = f"wait={wait}" if prefer and "=" in prefer else "wait"
     waiters: Waiters = _runtime(request).extras["waiters"]
-    done = await waiters.until_done(record.id, wait) if record.status not in p.TERMINAL else record
+    done = await waiters.until_done(record, wait) if record.status not in p.TERMINAL else record
     if done is None:  # it may have finished between admission and waiting
         done = await bus.request(
             p.GET_PREDICTION, p.PredictionRef(viewer=viewer, prediction_id=record.id)

@@ -164,7 +164,7 @@ class Work:
         async with self.db.unit_of_work() as session:
             repo = WorkRepository(session)
             states = []
-            for target in await repo.targets():
+            for target in await repo.active_targets():
                 queued, inflight, oldest = await repo.counts(target.id)
                 busy = await repo.busy_by_instance(target.id)
                 instances = [

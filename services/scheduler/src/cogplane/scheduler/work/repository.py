@@ -37,8 +37,12 @@ class WorkRepository:
     async def target(self, target: str) -> TargetRow | None:
         return await self.session.get(TargetRow, target)
 
-    async def targets(self) -> list[TargetRow]:
-        return list((await self.session.execute(select(TargetRow))).scalars())
+    async def active_targets(self) -> list[TargetRow]:
+        """Targets with live instances or open predictions: the only ones worth a decision."""
+        live = select(InstanceRow.target).where(InstanceRow.state.in_([*LIVE_STATES, "pending"]))
+        busy = select(PredictionRow.target).where(PredictionRow.status.in_(OPEN))
+        query = select(TargetRow).where(TargetRow.id.in_(live) | TargetRow.id.in_(busy))
+        return list((await self.session.execute(query)).scalars())
 
     async def prediction(self, prediction_id: str, *, lock: bool = False) -> PredictionRow | None:
         query = select(PredictionRow).where(PredictionRow.id == prediction_id)
