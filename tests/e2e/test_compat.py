@@ -98,7 +98,7 @@ def receiver() -> Iterator[Receiver]:
     recorder = Receiver()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length", "0")))
             code = recorder.handle(dict(self.headers.items()), body.decode("utf-8"))
             self.send_response(code)
@@ -127,9 +127,7 @@ def test_stream_yields_the_tokens_of_the_prompt(stack: DevStack) -> None:
     model, version = pushed(stack, "stream")
     words = ["the", "quick", "brown", "fox", "jumps"]
     events = list(
-        client(stack).stream(
-            f"{model}:{version}", input={"prompt": " ".join(words), "delay": 0.05}
-        )
+        client(stack).stream(f"{model}:{version}", input={"prompt": " ".join(words), "delay": 0.05})
     )
     kinds = [event.event.value for event in events]
     assert kinds[-1] == "done"

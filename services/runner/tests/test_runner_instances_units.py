@@ -108,11 +108,14 @@ def test_stale_snapshots_are_dropped() -> None:
     assert run.abandon("gone") is None
 
 
-def test_an_abandoned_prediction_fails_once() -> None:
+def test_an_abandoned_prediction_fails_once_if_cog_had_started_it() -> None:
     run = PredictionRun("p1", "i1")
+    # Never started by Cog: the scheduler decides (it retries it once), so nothing is reported.
+    assert run.abandon("instance lost") is None
+    assert run.observe(snapshot("processing", "a\n", [])) is not None
     update = run.abandon("instance lost")
     assert update is not None
-    assert (update.status, update.error, update.seq) == ("failed", "instance lost", 0)
+    assert (update.status, update.error, update.seq) == ("failed", "instance lost", 1)
     assert run.abandon("again") is None
 
 

@@ -97,8 +97,12 @@ class PredictionRun:
         return False
 
     def abandon(self, error: str) -> PredictionUpdated | None:
-        """The failed update for a prediction whose instance went away (None if it had ended)."""
-        if self.finished:
+        """The failed update for a prediction whose instance went away.
+
+        None when it had ended, or had not started: Cog never ran it, so the scheduler decides
+        (it retries such a prediction once when it learns the instance is gone).
+        """
+        if self.finished or self.started_at is None:
             return None
         self.finished = True
         return self._update("failed", error=error, completed_at=utcnow())

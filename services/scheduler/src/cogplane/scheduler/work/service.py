@@ -171,7 +171,11 @@ class WorkService:
         if event.seq <= row.update_seq:
             return None
         row.update_seq = event.seq
-        row.logs, row.output = event.logs, event.output
+        # Logs only grow, and an update about a lost instance carries none: keep what we have.
+        if len(event.logs) >= len(row.logs or ""):
+            row.logs = event.logs
+        if event.output is not None:
+            row.output = event.output
         if row.started_at is None and event.status != "starting":
             row.started_at = event.started_at or utcnow()
         if event.status in p.TERMINAL:
@@ -184,6 +188,7 @@ class WorkService:
     async def record_instance(self, event: InstanceStateChanged) -> list[PredictionRow]:
         """Track an instance's state; when it is gone, requeue or fail what it was running."""
         row = await self.repo.instance(event.instance_id, lock=True)
+        booting = row is None or row.state in ("pending", "booting", "setting_up")
         if row is None:
             row = InstanceRow(
                 id=event.instance_id,
@@ -205,7 +210,20 @@ class WorkService:
             return []
         if row.state not in GONE:
             return []
-        return await self._orphans(row)
+        orphans = await self._orphans(row)
+        if row.state == "failed" and booting:
+            orphans += await self._fail_queued(row)
+        return orphans
+
+    async def _fail_queued(self, instance: InstanceRow) -> list[PredictionRow]:
+        """The model cannot start: fail what waits for it, with the reason, instead of retrying."""
+        reason = instance.reason or "its setup failed"
+        now = utcnow()
+        failed = []
+        for row in await self.repo.queued(instance.target, 1000):
+            _finish(row, "failed", f"The model failed to start: {reason}", now)
+            failed.append(row)
+        return failed
 
     async def _orphans(self, instance: InstanceRow) -> list[PredictionRow]:
         changed = []
