@@ -129,9 +129,7 @@ def measure(stack: DevStack) -> None:
     ):
         direct_samples, direct_rate = asyncio.run(direct(url))
     platform_samples, platform_rate = asyncio.run(platform(stack, version))
-    print(
-        f"\nno-op model: {SEQUENTIAL} sequential, {CONCURRENT} at {CONCURRENCY} concurrent"
-    )
+    print(f"\nno-op model: {SEQUENTIAL} sequential, {CONCURRENT} at {CONCURRENCY} concurrent")
     for label, samples, throughput in (
         ("cog", direct_samples, direct_rate),
         ("cogplane", platform_samples, platform_rate),
