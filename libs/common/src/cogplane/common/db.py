@@ -66,7 +66,9 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(
             settings.database_url.get_secret_value(),
             pool_size=settings.database_pool_size,
-            pool_pre_ping=True,
+            # No ping per checkout (a round trip on every unit of work): a connection found dead
+            # fails that one unit of work with 503 and SQLAlchemy then renews the whole pool.
+            pool_pre_ping=False,
             connect_args={"server_settings": {"application_name": application_name}, "timeout": 5},
         )
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)

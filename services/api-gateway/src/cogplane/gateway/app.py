@@ -14,6 +14,7 @@ from cogplane.common.service import Runtime, ServiceSpec, create_service_app
 from cogplane.gateway.api import accounts, files, models, predictions, streams, webhooks
 from cogplane.gateway.auth import CallerCache
 from cogplane.gateway.config import GatewaySettings
+from cogplane.gateway.versions import VersionCache
 from cogplane.gateway.waiters import Waiters
 
 
@@ -24,6 +25,7 @@ async def _start(rt: Runtime) -> None:
     rt.extras["callers"] = cache
     rt.bus.on_connection_lost(cache.clear)
     await rt.bus.on_broadcast(AccountsChanged, cache.forget)
+    rt.extras["versions"] = VersionCache(settings.version_cache_ttl.total_seconds())
     waiters = Waiters()
     rt.extras["waiters"] = waiters
     await rt.bus.on_broadcast(PredictionChanged, waiters.on_change)

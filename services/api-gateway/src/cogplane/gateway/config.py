@@ -27,6 +27,13 @@ class GatewaySettings(ServiceSettings):
             "disables the cache."
         ),
     )
+    version_cache_ttl: Duration = Field(
+        default=timedelta(seconds=5),
+        description=(
+            "How long a resolved version is reused for predictions without asking the registry "
+            "(bounds how long a visibility change or a new latest version takes to apply)."
+        ),
+    )
     auth_cache_size: int = Field(default=10_000, ge=1, description="Tokens remembered at most.")
     push_max_bytes: int = Field(
         default=500 * 1024 * 1024, ge=1, description="Largest pushed project archive, in bytes."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -64,7 +65,25 @@ def _json_type(value: Any) -> str:
     return "null" if value is None else names.get(type(value), type(value).__name__)
 
 
-def validate_input(openapi: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+_validators: OrderedDict[str, Draft202012Validator] = OrderedDict()
+_MAX_VALIDATORS = 512
+
+
+def _validator(openapi: dict[str, Any], key: str | None) -> Draft202012Validator:
+    """The compiled validator of a schema; versions are immutable, so it is kept by version id."""
+    if key is None:
+        return Draft202012Validator(_input_schema(openapi))
+    if key not in _validators:
+        _validators[key] = Draft202012Validator(_input_schema(openapi))
+        while len(_validators) > _MAX_VALIDATORS:
+            _validators.popitem(last=False)
+    _validators.move_to_end(key)
+    return _validators[key]
+
+
+def validate_input(
+    openapi: dict[str, Any], given: dict[str, Any], *, key: str | None = None
+) -> dict[str, Any]:
     """The input to send to Cog, or 422 listing every invalid field.
 
     An explicit ``null`` for a nullable input means "not given" (Replicate accepts it; Cog's
@@ -72,7 +91,7 @@ def validate_input(openapi: dict[str, Any], given: dict[str, Any]) -> dict[str, 
     """
     nullable = _nullable(openapi)
     cleaned = {k: v for k, v in given.items() if not (v is None and k in nullable)}
-    validator = Draft202012Validator(_input_schema(openapi))
+    validator = _validator(openapi, key)
     errors = sorted(validator.iter_errors(cleaned), key=lambda e: list(e.absolute_path))
     if errors:
         raise InvalidInput([_describe(e) for e in errors])

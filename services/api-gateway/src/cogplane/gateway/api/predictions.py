@@ -21,6 +21,7 @@ from cogplane.gateway.deps import BusDep, CurrentViewer, PublicBase
 from cogplane.gateway.file_inputs import rewrite_file_inputs
 from cogplane.gateway.file_links import parse_file_link
 from cogplane.gateway.validation import validate_input
+from cogplane.gateway.versions import VersionCache
 from cogplane.gateway.waiters import Waiters
 
 router = APIRouter(prefix="/v1", tags=["predictions"])
@@ -155,9 +156,10 @@ async def create(
     """Resolve, validate, admit, and wait when asked."""
     wait = parse_prefer(prefer)
     deadline = parse_cancel_after(cancel_after)
-    resolved = await bus.request(m.RESOLVE_VERSION, m.ResolveVersion(viewer=viewer, ref=ref))
+    versions: VersionCache = _runtime(request).extras["versions"]
+    resolved = await versions.resolve(bus, viewer, ref)
     version = resolved.version
-    cleaned = validate_input(version.openapi_schema, body.input)
+    cleaned = validate_input(version.openapi_schema, body.input, key=version.id)
     # Our own file URLs become signed links Cog can download without a token.
     cleaned = await rewrite_file_inputs(
         cleaned, viewer, bus=bus, base=base, settings=gateway_settings(request)
