@@ -440,7 +440,7 @@ async def test_crashing_worker_fails_its_prediction_and_the_instance(node: Node)
     assert final.status == "failed"
     assert final.error is not None
     assert failed.reason is not None
-    assert "unhealthy" in failed.reason
+    assert "worker crashed" in failed.reason  # seen in Cog's final webhook, before any health poll
     states = node.events.states[instance_id]
     assert [e.seq for e in states] == list(range(len(states)))
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, BinaryIO, TypeVar
@@ -217,7 +217,7 @@ class Bus:
     async def consume(
         self,
         durable: str,
-        subject: str,
+        subject: str | Sequence[str],
         handler: EventHandler,
         *,
         max_deliver: int = 8,
@@ -239,12 +239,17 @@ class Bus:
             ack_policy=AckPolicy.EXPLICIT,
             max_deliver=max_deliver,
             ack_wait=ack_wait.total_seconds(),
-            filter_subject=subject,
             deliver_policy=DeliverPolicy.NEW if deliver_new else DeliverPolicy.ALL,
             max_ack_pending=max(1000, batch * 4),
         )
+        # Several subjects in one consumer keep their relative order (handled one at a time).
+        if isinstance(subject, str):
+            config.filter_subject = subject
+        else:
+            config.filter_subjects = list(subject)
+        first = subject if isinstance(subject, str) else subject[0]
         sub = await self.js.pull_subscribe(
-            subject, durable=durable, stream=EVENTS_STREAM, config=config
+            first, durable=durable, stream=EVENTS_STREAM, config=config
         )
         progress = progress_every.total_seconds() if progress_every else None
         consumer = _Consumer(durable, handler, max_deliver, retry, progress)

@@ -120,6 +120,9 @@ class PredictionRun:
         return update
 
 
+WORKER_CRASHED = "Worker crashed"
+
+
 @dataclass(eq=False)
 class Instance:
     """One instance: its state (reported with gap-free ``seq``), its process and its predictions."""
@@ -136,6 +139,8 @@ class Instance:
     runs: dict[str, PredictionRun] = field(default_factory=dict)
     token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     drained: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set when Cog reports that the worker died: coglet then refuses everything (409) for good.
+    worker_crashed: asyncio.Event = field(default_factory=asyncio.Event)
     reported: asyncio.Future[None] | None = None
 
     def __post_init__(self) -> None:
@@ -220,6 +225,8 @@ class Instance:
             self.outbox.put(update)
         if run.finished:
             self.end_run(run)
+            if snapshot.error == WORKER_CRASHED:
+                self.worker_crashed.set()
 
     def abandon_runs(self, error: str) -> None:
         """Fail every prediction still in flight with ``error`` (its state is left alone)."""

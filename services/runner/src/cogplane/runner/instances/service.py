@@ -138,6 +138,8 @@ class InstanceManager:
             return Accepted()  # already running here
         if instance.state not in ACCEPTING or supervisor.cog is None:
             raise Conflict(f"Instance {instance.instance_id} is {instance.state}")
+        if instance.worker_crashed.is_set():  # failing right now: Cog would refuse it for good
+            raise Conflict(f"Instance {instance.instance_id} lost its worker")
         if instance.busy >= instance.slots:
             raise Conflict(f"Instance {instance.instance_id} has no free slot")
         # Registered before Cog is called: its first webhooks can come before its answer.

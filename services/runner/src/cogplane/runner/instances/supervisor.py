@@ -13,6 +13,7 @@ import logging
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -180,12 +181,27 @@ class Supervisor:
         """Return never: a dead coglet, or one whose worker died (UNHEALTHY), fails the instance."""
         process = self.instance.process
         assert process is not None
-        while not await process.wait(self.ctx.timings.health_interval):
-            health = await cog.health()
-            if health is not None and health.status == "UNHEALTHY":
-                reason = health.user_healthcheck_error or "no reason given"
-                raise InstanceFailed(f"Cog reports the model unhealthy: {reason}")
+        crashed = asyncio.ensure_future(self.instance.worker_crashed.wait())
+        try:
+            while not await self._wait(process, crashed):
+                health = await cog.health()
+                if health is not None and health.status == "UNHEALTHY":
+                    reason = health.user_healthcheck_error or "no reason given"
+                    raise InstanceFailed(f"Cog reports the model unhealthy: {reason}")
+        finally:
+            crashed.cancel()
+        if crashed.done() and not crashed.cancelled():
+            raise InstanceFailed("The model's worker crashed")
         raise InstanceFailed(f"Cog {process.describe_exit()}")
+
+    async def _wait(self, process: CogletProcess, crashed: asyncio.Future[Any]) -> bool:
+        """Whether to stop watching: coglet exited, or Cog said its worker crashed."""
+        exited = asyncio.ensure_future(process.wait(self.ctx.timings.health_interval))
+        done, _ = await asyncio.wait({exited, crashed}, return_when=asyncio.FIRST_COMPLETED)
+        if crashed in done:
+            exited.cancel()
+            return True
+        return bool(exited.result())
 
     def _fail(self, reason: str) -> None:
         logger.warning("instance %s failed: %s", self.instance.instance_id, reason)

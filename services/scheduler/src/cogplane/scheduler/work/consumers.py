@@ -327,6 +327,7 @@ async def register(rt: Runtime) -> None:
     await rt.bus.serve(p.CANCEL_PREDICTION, work.cancel)
     await rt.bus.serve(s.LIST_TARGETS, work.targets)
     await rt.bus.serve(s.SET_DESIRED, work.set_desired)
-    await rt.bus.consume("scheduler-predictions", PREDICTION_UPDATES, work.on_event)
-    await rt.bus.consume("scheduler-instances", INSTANCE_STATES, work.on_event)
+    # One consumer for both: a runner reports a prediction's end before its instance's, and the
+    # scheduler must see them in that order (else it fails the prediction with a vaguer reason).
+    await rt.bus.consume("scheduler-work", [PREDICTION_UPDATES, INSTANCE_STATES], work.on_event)
     rt.spawn(work.expire_forever(), "timeouts")

@@ -159,7 +159,8 @@ class WorkService:
         """Put a prediction its instance refused back at the head of the queue."""
         row = await self.repo.prediction(prediction_id, lock=True)
         if row is not None and row.instance_id == instance_id and row.status == "starting":
-            row.instance_id, row.dispatched_at = None, None
+            # A dispatch the runner refused was not an attempt: it does not use up the retry.
+            row.instance_id, row.dispatched_at, row.attempts = None, None, max(0, row.attempts - 1)
 
     # -- reports from runners ------------------------------------------------------------------
 
