@@ -182,6 +182,7 @@ class WorkService:
         if event.status in p.TERMINAL:
             _finish(row, event.status, event.error, event.completed_at or utcnow())
             row.metrics = {**row.metrics, **event.metrics}
+            row.timings = {**row.timings, **_hops(row, utcnow())}
         else:
             row.status = "processing"
         return row
@@ -263,6 +264,18 @@ class WorkService:
             else:
                 _finish(row, "canceled", "The deadline (Cancel-After) passed while it ran", now)
         return ended
+
+
+def _hops(row: PredictionRow, recorded: datetime) -> dict[str, float]:
+    """Where a finished prediction's time went, hop by hop, in milliseconds."""
+    hops: dict[str, float] = {}
+    if row.dispatched_at and row.started_at:
+        hops["dispatch_to_start_ms"] = _ms(row.dispatched_at, row.started_at)
+    if row.started_at and row.completed_at:
+        hops["run_ms"] = _ms(row.started_at, row.completed_at)
+    if row.completed_at:
+        hops["report_ms"] = _ms(row.completed_at, recorded)
+    return hops
 
 
 def _ms(start: datetime, end: datetime) -> float:
