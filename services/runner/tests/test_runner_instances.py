@@ -344,9 +344,13 @@ async def test_concurrent_instance_runs_its_slots_at_once(node: Node) -> None:
         pids = [prediction_id() for _ in range(4)]
         started = time.monotonic()
         await asyncio.gather(*(node.run(instance_id, pid, seconds=1.0) for pid in pids))
+        # One more waits on the runner for a slot (prefetch); the one after is refused.
+        waiting = prediction_id()
+        await node.run(instance_id, waiting, seconds=0)
         await expect_problem(409, node.run(instance_id, prediction_id(), seconds=0))
         finals = [await node.events.ended(pid) for pid in pids]
         elapsed = time.monotonic() - started
+        assert (await node.events.ended(waiting)).status == "succeeded"
     assert {f.status for f in finals} == {"succeeded"}
     assert elapsed < 1.9, elapsed  # one after another would take 4 s
     last_start = max(f.started_at for f in finals if f.started_at)

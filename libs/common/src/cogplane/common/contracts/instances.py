@@ -18,6 +18,9 @@ from cogplane.common.contracts.predictions import (
 InstanceState = Literal[
     "pending", "booting", "setting_up", "idle", "processing", "draining", "stopped", "failed"
 ]
+# Predictions a runner holds per instance beyond its slots, to start the moment a slot frees
+# (the next one is already there, instead of a round trip through the scheduler).
+PREFETCH = 1
 LIVE_STATES: frozenset[str] = frozenset({"booting", "setting_up", "idle", "processing", "draining"})
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -61,6 +63,7 @@ class PredictionRun:
 
     prediction_id: str
     instance_id: str
+    input: dict[str, Any] = field(default_factory=dict)
     seq: int = 0
     started_at: datetime | None = None
     finished: bool = False
@@ -95,6 +98,11 @@ class PredictionRun:
             return True
         self.logs_seen, self.outputs_seen = logs, outputs
         return False
+
+    def canceled_before_start(self) -> PredictionUpdated:
+        """The final update of a prediction canceled while it waited for a slot here."""
+        self.finished = True
+        return self._update("canceled", completed_at=utcnow())
 
     def abandon(self, error: str) -> PredictionUpdated | None:
         """The failed update for a prediction whose instance went away.
@@ -141,6 +149,9 @@ class Instance:
     drained: asyncio.Event = field(default_factory=asyncio.Event)
     # Set when Cog reports that the worker died: coglet then refuses everything (409) for good.
     worker_crashed: asyncio.Event = field(default_factory=asyncio.Event)
+    # Runs accepted beyond the slots (prefetch), handed to Cog as slots free, oldest first.
+    waiting: deque[PredictionRun] = field(default_factory=deque)
+    on_slot_free: Callable[[PredictionRun], None] | None = None
     reported: asyncio.Future[None] | None = None
 
     def __post_init__(self) -> None:
@@ -196,9 +207,14 @@ class Instance:
             simulated=self.placement.simulated,
         )
 
-    def add_run(self, prediction_id: str) -> PredictionRun:
+    @property
+    def full(self) -> bool:
+        """Whether every Cog slot is taken (further runs wait here)."""
+        return self.busy - len(self.waiting) >= self.slots
+
+    def add_run(self, prediction_id: str, input: dict[str, Any] | None = None) -> PredictionRun:
         """Take a slot for a prediction (idle becomes processing)."""
-        run = PredictionRun(prediction_id, self.instance_id)
+        run = PredictionRun(prediction_id, self.instance_id, input or {})
         self.runs[prediction_id] = run
         self.drained.clear()
         if self.state == "idle":
@@ -210,6 +226,10 @@ class Instance:
         if self.runs.get(run.prediction_id) is not run:
             return
         del self.runs[run.prediction_id]
+        if run in self.waiting:
+            self.waiting.remove(run)
+        elif self.waiting and self.on_slot_free is not None and self.live:
+            self.on_slot_free(self.waiting.popleft())
         if not self.runs:
             self.drained.set()
             if self.state == "processing":
@@ -235,6 +255,7 @@ class Instance:
             if update is not None:
                 self.outbox.put(update)
         self.runs.clear()
+        self.waiting.clear()
         self.drained.set()
 
     def fail(self, reason: str) -> None:

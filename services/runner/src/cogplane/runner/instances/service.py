@@ -10,14 +10,15 @@ from pathlib import Path
 import httpx
 
 from cogplane.common.bus import Bus
-from cogplane.common.contracts.instances import StartInstance, StopInstance
+from cogplane.common.contracts.instances import PREFETCH, StartInstance, StopInstance
 from cogplane.common.contracts.predictions import Accepted, CancelOnInstance, RunPrediction
-from cogplane.common.errors import BadRequest, Conflict, NotFound, Unauthenticated
+from cogplane.common.db import utcnow
+from cogplane.common.errors import BadRequest, CogplaneError, Conflict, NotFound, Unauthenticated
 from cogplane.runner.build.builder import Builder
 from cogplane.runner.config import RunnerSettings
 from cogplane.runner.instances import dispatch
 from cogplane.runner.instances.capacity import Capacity
-from cogplane.runner.instances.models import ACCEPTING, Instance, Snapshot
+from cogplane.runner.instances.models import ACCEPTING, Instance, PredictionRun, Snapshot
 from cogplane.runner.instances.outbox import Outbox
 from cogplane.runner.instances.supervisor import Context, Supervisor, Timings
 from cogplane.runner.instances.workdir import Workdirs
@@ -52,6 +53,7 @@ class InstanceManager:
             release=capacity.release,
         )
         self.supervisors: dict[str, Supervisor] = {}
+        self._starting: set[asyncio.Task[None]] = set()
 
     def start(self, webhook_base: str) -> None:
         """Start reporting; Cog's webhooks are to be sent under ``webhook_base``."""
@@ -140,26 +142,62 @@ class InstanceManager:
             raise Conflict(f"Instance {instance.instance_id} is {instance.state}")
         if instance.worker_crashed.is_set():  # failing right now: Cog would refuse it for good
             raise Conflict(f"Instance {instance.instance_id} lost its worker")
-        if instance.busy >= instance.slots:
+        if instance.busy >= instance.slots + PREFETCH:
             raise Conflict(f"Instance {instance.instance_id} has no free slot")
+        if instance.full:  # every slot taken: it waits here and starts when one frees
+            instance.waiting.append(instance.add_run(request.prediction_id, request.input))
+            instance.on_slot_free = lambda run: self._start_waiting(supervisor, run)
+            return Accepted()
         # Registered before Cog is called: its first webhooks can come before its answer.
-        run = instance.add_run(request.prediction_id)
+        run = instance.add_run(request.prediction_id, request.input)
         try:
-            await dispatch.submit(
-                supervisor.cog,
-                request.prediction_id,
-                request.input,
-                supervisor.webhook,
-                self.ctx.timings.slot_retry,
-            )
+            await self._submit(supervisor, run)
         except BaseException:
             instance.end_run(run)
             raise
         return Accepted()
 
+    async def _submit(self, supervisor: Supervisor, run: PredictionRun) -> None:
+        assert supervisor.cog is not None
+        await dispatch.submit(
+            supervisor.cog,
+            run.prediction_id,
+            run.input,
+            supervisor.webhook,
+            self.ctx.timings.slot_retry,
+        )
+
+    def _start_waiting(self, supervisor: Supervisor, run: PredictionRun) -> None:
+        """A slot freed: hand the oldest waiting prediction to Cog."""
+
+        async def start() -> None:
+            try:
+                await self._submit(supervisor, run)
+            except CogplaneError as exc:
+                # Not started: if the instance is failing, the scheduler retries it when it
+                # hears so; otherwise this is the prediction's end.
+                if supervisor.instance.live and not supervisor.instance.worker_crashed.is_set():
+                    run.started_at = run.started_at or utcnow()
+                    update = run.abandon(f"Cog did not take the prediction: {exc.detail}")
+                    supervisor.instance.end_run(run)
+                    if update is not None:
+                        self.outbox.put(update)
+
+        task = asyncio.ensure_future(start())
+        self._starting.add(task)
+        task.add_done_callback(self._starting.discard)
+
     async def cancel_prediction(self, request: CancelOnInstance) -> Accepted:
         """Ask Cog to cancel; its final webhook reports the outcome."""
         supervisor = self._supervisor(request.instance_id)
+        waiting = next(
+            (r for r in supervisor.instance.waiting if r.prediction_id == request.prediction_id),
+            None,
+        )
+        if waiting is not None:  # never reached Cog: it ends here
+            self.outbox.put(waiting.canceled_before_start())
+            supervisor.instance.end_run(waiting)
+            return Accepted()
         if supervisor.cog is not None and supervisor.instance.live:
             await supervisor.cog.cancel(request.prediction_id)
         return Accepted()

@@ -98,10 +98,11 @@ class Work:
     async def cancel(self, req: p.PredictionRef) -> p.PredictionRecord:
         async with self.db.unit_of_work() as session:
             row, instance_id = await self.service(session).cancel(req.viewer, req.prediction_id)
-        if instance_id is None:
-            await self.announce([row])
-        else:
+        if instance_id is not None:
             await self._cancel_on(instance_id, row.id)
+        if row.status in p.TERMINAL:
+            await self.announce([row])
+            await self.poke(row.target)
         return to_record(row)
 
     async def _cancel_on(self, instance_id: str, prediction_id: str) -> None:

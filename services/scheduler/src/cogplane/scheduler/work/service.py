@@ -12,7 +12,7 @@ import secrets
 from datetime import datetime, timedelta
 
 from cogplane.common.contracts import predictions as p
-from cogplane.common.contracts.instances import InstanceStateChanged
+from cogplane.common.contracts.instances import PREFETCH, InstanceStateChanged
 from cogplane.common.contracts.models import Viewer
 from cogplane.common.db import utcnow
 from cogplane.common.errors import InvalidInput, NotFound
@@ -122,9 +122,12 @@ class WorkService:
         row = await self.visible(viewer, prediction_id, lock=True)
         if row.status in p.TERMINAL:
             return row, None
-        if row.instance_id is None:
+        if row.status == "starting":
+            # Queued, or handed to an instance that has not started it: it ends now (the
+            # instance is told, and its own report of the cancellation changes nothing).
+            instance_id = row.instance_id
             _finish(row, "canceled", None, utcnow())
-            return row, None
+            return row, instance_id
         return row, row.instance_id
 
     # -- dispatch ------------------------------------------------------------------------------
@@ -140,7 +143,7 @@ class WorkService:
             return []
         busy = await self.repo.busy_by_instance(target)
         open_instances = [
-            OpenInstance(i.id, i.slots - busy.get(i.id, 0)) for i in instances.values()
+            OpenInstance(i.id, i.slots + PREFETCH - busy.get(i.id, 0)) for i in instances.values()
         ]
         capacity = sum(max(0, o.free_slots) for o in open_instances)
         if capacity == 0:
@@ -231,8 +234,11 @@ class WorkService:
         changed = []
         now = utcnow()
         for row in await self.repo.on_instance(instance.id):
-            if row.status == "starting" and row.attempts < 2:
-                row.instance_id, row.dispatched_at = None, None  # never started: retry once
+            if row.status == "starting":
+                # Never started (it waited on the instance): it cannot have caused the loss, so
+                # it goes back to the head of the queue without using up an attempt.
+                row.instance_id, row.dispatched_at = None, None
+                row.attempts = max(0, row.attempts - 1)
             else:
                 reason = instance.reason or f"the instance {instance.state}"
                 _finish(
