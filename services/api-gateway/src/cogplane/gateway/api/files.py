@@ -24,8 +24,9 @@ from cogplane.common.contracts import files as c
 from cogplane.common.contracts.base import FILES_BUCKET, new_id
 from cogplane.common.contracts.models import Viewer
 from cogplane.common.errors import CogplaneError, InvalidInput, PayloadTooLarge
+from cogplane.common.predictions_json import iso
 from cogplane.common.service import Runtime
-from cogplane.gateway.api.models import Cursor, iso, page_url
+from cogplane.gateway.api.models import Cursor, page_url
 from cogplane.gateway.config import DEV_FILES_SIGNING_KEY, GatewaySettings
 from cogplane.gateway.deps import BusDep, CurrentViewer, PublicBase, current_caller, viewer_of
 from cogplane.gateway.file_links import SIGNATURE_PARAMS, FileSigner

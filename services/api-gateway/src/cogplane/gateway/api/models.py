@@ -14,6 +14,7 @@ from cogplane.common.contracts import models as c
 from cogplane.common.contracts.base import SOURCES_BUCKET
 from cogplane.common.errors import BadRequest, Forbidden
 from cogplane.common.hardware import CATALOG
+from cogplane.common.predictions_json import iso
 from cogplane.gateway.api.schemas import Body
 from cogplane.gateway.deps import BusDep, CurrentViewer, PublicBase
 
@@ -108,11 +109,6 @@ class BuildOut(BaseModel):
     env_reused: bool | None
     duration_seconds: float | None
     urls: dict[str, str]
-
-
-def iso(value: Any) -> str:
-    """Replicate's timestamp format (ISO 8601, Z for UTC)."""
-    return str(value.isoformat()).replace("+00:00", "Z")
 
 
 def version_out(version: c.VersionInfo) -> VersionOut:

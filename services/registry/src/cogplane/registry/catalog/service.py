@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import base64
-import json
-import re
-from datetime import UTC, datetime
-
 from sqlalchemy.exc import IntegrityError
 
 from cogplane.common.contracts import models as c
 from cogplane.common.db import utcnow
 from cogplane.common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from cogplane.common.hardware import get_sku
+from cogplane.common.pagination import decode_cursor, encode_cursor
 from cogplane.registry.catalog.models import BuildRow, ModelRow, VersionRow
 from cogplane.registry.catalog.repository import CatalogRepository
 
-_CURSOR_ID = re.compile(r"[0-9a-f]{1,64}")
 MODEL_FIELDS = ("description", "github_url", "paper_url", "license_url", "cover_image_url")
 
 
@@ -38,28 +33,6 @@ def to_version(row: VersionRow) -> c.VersionInfo:
         source_object=row.source_object,
         source_digest=row.source_digest,
     )
-
-
-def encode_cursor(at: datetime, row_id: str) -> str:
-    """An opaque keyset cursor."""
-    raw = json.dumps({"t": at.isoformat(), "id": row_id}).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None) -> tuple[datetime, str] | None:
-    """The position a cursor names; a cursor we did not make is invalid input."""
-    if cursor is None:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        data = json.loads(raw)
-        at, row_id = datetime.fromisoformat(data["t"]), str(data["id"])
-        if at.tzinfo is None or not _CURSOR_ID.fullmatch(row_id):
-            raise ValueError("not a cursor we made")
-        return at.astimezone(UTC), row_id
-    except (ValueError, KeyError, TypeError, OverflowError) as exc:
-        invalid = {"type": "cursor", "field": "cursor", "description": "Invalid cursor"}
-        raise InvalidInput([invalid]) from exc
 
 
 def _not_permitted() -> InvalidInput:

@@ -10,7 +10,7 @@ from cogplane.common.contracts import files as c
 from cogplane.common.contracts.models import Viewer
 from cogplane.common.db import utcnow
 from cogplane.common.errors import Conflict, NotFound
-from cogplane.registry.catalog.service import decode_cursor, encode_cursor
+from cogplane.common.pagination import decode_cursor, encode_cursor
 from cogplane.registry.files.models import FileRow
 from cogplane.registry.files.repository import FileRepository
 from cogplane.registry.files.store import FileStore

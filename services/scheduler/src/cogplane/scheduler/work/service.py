@@ -7,7 +7,6 @@ made here and the loops in ``consumers`` only carry them out after committing.
 from __future__ import annotations
 
 import base64
-import json
 import secrets
 from datetime import datetime, timedelta
 
@@ -15,7 +14,8 @@ from cogplane.common.contracts import predictions as p
 from cogplane.common.contracts.instances import PREFETCH, InstanceStateChanged
 from cogplane.common.contracts.models import Viewer
 from cogplane.common.db import utcnow
-from cogplane.common.errors import InvalidInput, NotFound
+from cogplane.common.errors import NotFound
+from cogplane.common.pagination import decode_cursor, encode_cursor
 from cogplane.scheduler.work.models import InstanceRow, PredictionRow
 from cogplane.scheduler.work.placement import OpenInstance, assign
 from cogplane.scheduler.work.repository import WorkRepository
@@ -31,22 +31,6 @@ def new_prediction_id() -> str:
 def to_record(row: PredictionRow) -> p.PredictionRecord:
     """The contract view of a prediction."""
     return p.PredictionRecord.model_validate(row, from_attributes=True)
-
-
-def _cursor(at: datetime, row_id: str) -> str:
-    raw = json.dumps({"t": at.isoformat(), "id": row_id}).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str | None) -> tuple[datetime, str] | None:
-    if cursor is None:
-        return None
-    try:
-        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return datetime.fromisoformat(data["t"]), str(data["id"])
-    except (ValueError, KeyError, TypeError) as exc:
-        invalid = {"type": "cursor", "field": "cursor", "description": "Invalid cursor"}
-        raise InvalidInput([invalid]) from exc
 
 
 def _finish(row: PredictionRow, status: str, error: str | None, now: datetime) -> None:
@@ -107,14 +91,14 @@ class WorkService:
         """The viewer's predictions, newest first."""
         rows = await self.repo.page(
             req.viewer.account_id,
-            _decode_cursor(req.cursor),
+            decode_cursor(req.cursor),
             req.limit + 1,
             req.created_after,
             req.created_before,
             req.source,
         )
         page, more = rows[: req.limit], len(rows) > req.limit
-        cursor = _cursor(page[-1].created_at, page[-1].id) if more else None
+        cursor = encode_cursor(page[-1].created_at, page[-1].id) if more else None
         return p.PredictionPage(results=[to_record(r) for r in page], next_cursor=cursor)
 
     async def cancel(self, viewer: Viewer, prediction_id: str) -> tuple[PredictionRow, str | None]:
