@@ -12,6 +12,7 @@ import hashlib
 import hmac
 from datetime import datetime
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from cogplane.common.contracts.predictions import TERMINAL, PredictionRecord
 
@@ -55,6 +56,25 @@ def prediction_urls(
     return urls
 
 
+def display_input(value: Any, base: str) -> Any:
+    """Inputs as the caller gave them.
+
+    The gateway stores our own file URLs as signed download links (so that Cog can fetch them
+    without a token); the API, its webhooks and its streams show the file's URL instead.
+    """
+    if isinstance(value, dict):
+        return {k: display_input(v, base) for k, v in value.items()}
+    if isinstance(value, list):
+        return [display_input(v, base) for v in value]
+    prefix = f"{base}/v1/files/"
+    if isinstance(value, str) and value.startswith(prefix):
+        parts = urlsplit(value)
+        file_id = value[len(prefix) :].split("?", 1)[0].split("/", 1)[0]
+        if file_id and "signature" in parse_qs(parts.query):
+            return f"{prefix}{file_id}"
+    return value
+
+
 def render_prediction(
     record: PredictionRecord,
     base: str,
@@ -76,7 +96,7 @@ def render_prediction(
         "id": record.id,
         "model": record.model,
         "version": record.version,
-        "input": record.input,
+        "input": display_input(record.input, base),
         "output": None if unfinished else record.output,
         "logs": record.logs,
         "error": record.error,

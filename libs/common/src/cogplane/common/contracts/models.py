@@ -11,7 +11,6 @@ from cogplane.common.contracts.base import Contract, Empty, Event, Rpc
 
 MODEL_NAME_PATTERN = r"^[a-z0-9_](?:[a-z0-9._-]{0,98}[a-z0-9_.])?$"
 MAX_LOG_CHUNKS = 1_000_000
-VERSION_ID_PATTERN = r"^[0-9a-f]{64}$"
 Visibility = Literal["public", "private"]
 BuildStatus = Literal["building", "ready", "failed"]
 

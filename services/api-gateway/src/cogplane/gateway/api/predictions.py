@@ -19,7 +19,6 @@ from cogplane.gateway.api.schemas import Body
 from cogplane.gateway.api.streams import StreamKeyDep
 from cogplane.gateway.deps import BusDep, CurrentViewer, PublicBase
 from cogplane.gateway.file_inputs import rewrite_file_inputs
-from cogplane.gateway.file_links import parse_file_link
 from cogplane.gateway.validation import validate_input
 from cogplane.gateway.versions import VersionCache
 from cogplane.gateway.waiters import Waiters
@@ -84,24 +83,7 @@ def prediction_out(
     ``urls.stream``. The rendering is shared with webhook bodies.
     """
     rendered = render_prediction(record, base, stream_key=stream_key, pending=pending)
-    rendered["input"] = display_input(rendered["input"], base)
     return PredictionOut.model_validate(rendered)
-
-
-def display_input(value: Any, base: str) -> Any:
-    """Inputs as the caller gave them: signed links to our files shown as the files' URLs."""
-    if isinstance(value, dict):
-        return {k: display_input(v, base) for k, v in value.items()}
-    if isinstance(value, list):
-        return [display_input(v, base) for v in value]
-    if isinstance(value, str):
-        try:
-            link = parse_file_link(value, base)
-        except ValueError:
-            return value
-        if link is not None and link.signed:
-            return f"{base}/v1/files/{link.file_id}"
-    return value
 
 
 def parse_prefer(value: str | None) -> int | None:
