@@ -7,6 +7,7 @@ publishes to JetStream.
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
 import itertools
 import os
@@ -28,7 +29,13 @@ from nats.js.api import DeliverPolicy
 
 from cogplane.common import archive
 from cogplane.common.bus import Bus
-from cogplane.common.contracts.base import SOURCES_BUCKET, Contract, Rpc
+from cogplane.common.contracts.base import (
+    DELIVERY_PATH,
+    OUTPUTS_BUCKET,
+    SOURCES_BUCKET,
+    Contract,
+    Rpc,
+)
 from cogplane.common.contracts.instances import (
     CANCEL_ON_INSTANCE,
     RUN_PREDICTION,
@@ -58,7 +65,7 @@ from cogplane.runner.config import RunnerSettings
 from cogplane.runner.instances.service import InstanceManager
 
 EXAMPLES = Path(__file__).parents[3] / "examples"
-BUILT = ["hello", "stream", "concurrent", "slow", "raising", "failing-setup"]
+BUILT = ["hello", "stream", "concurrent", "slow", "raising", "failing-setup", "files"]
 CRASHING = """
 import os
 from cog import BaseRunner
@@ -506,6 +513,91 @@ async def test_webhooks_need_the_instances_token(node: Node) -> None:
             ok = await client.post(url, json=body, headers={"Authorization": f"Bearer {token}"})
             assert ok.status_code == 200  # a prediction it does not run: ignored
     assert "p-forged" not in node.events.updates
+
+
+def text_data_url(text: str) -> str:
+    return "data:text/plain;base64," + base64.b64encode(text.encode()).decode()
+
+
+async def test_file_outputs_are_data_urls_by_default(node: Node) -> None:
+    assert not node.settings.upload_outputs  # http public URL: "auto" inlines them
+    async with node.instance("files") as instance_id:
+        pid = prediction_id()
+        await node.run(instance_id, pid, file=text_data_url("inline me"))
+        final = await node.events.ended(pid)
+    assert final.status == "succeeded", final.error
+    assert final.output.startswith("data:text/plain")
+    assert base64.b64decode(final.output.split(",", 1)[1]) == b"INLINE ME"
+    assert final.files == []
+
+
+@asynccontextmanager
+async def storing_outputs(node: Node) -> AsyncIterator[None]:
+    """Instances started inside store their outputs (as ``file_outputs = "url"`` does)."""
+    node.manager.ctx.upload_outputs = True
+    try:
+        yield
+    finally:
+        node.manager.ctx.upload_outputs = False
+
+
+async def test_file_outputs_are_stored_and_returned_as_urls(node: Node) -> None:
+    async with storing_outputs(node), node.instance("files") as instance_id:
+        pid = prediction_id()
+        await node.run(instance_id, pid, file=text_data_url("store me"))
+        final = await node.events.ended(pid)
+    assert final.status == "succeeded", final.error
+    prefix = f"{node.settings.public_url}{DELIVERY_PATH}/"
+    assert final.output.startswith(f"{prefix}{pid}/")
+    assert final.output.endswith("/upper.txt")
+    name = final.output.removeprefix(prefix)
+    assert final.files == [name]
+    stored = io.BytesIO()
+    await node.bus.get_object(OUTPUTS_BUCKET, name, stored)
+    assert stored.getvalue() == b"STORE ME"
+    # Two predictions writing the same file name get different URLs.
+    async with storing_outputs(node), node.instance("files") as instance_id:
+        other = prediction_id()
+        await node.run(instance_id, other, file=text_data_url("again"))
+        second = await node.events.ended(other)
+    assert second.output != final.output
+    assert second.output.endswith("/upper.txt")
+
+
+async def test_uploads_need_the_token_and_a_running_prediction(node: Node) -> None:
+    async with storing_outputs(node), node.instance("slow") as instance_id:
+        token = node.manager.get(instance_id).token
+        base = f"{node.manager.ctx.webhook_base}/instances/{instance_id}/uploads"
+        pid = prediction_id()
+        await node.run(instance_id, pid, seconds=5)
+        await node.events.running(pid)
+        async with httpx.AsyncClient() as client:
+
+            async def put(url: str, body: bytes = b"x", prediction: str = pid) -> httpx.Response:
+                return await client.put(url, content=body, headers={"X-Prediction-ID": prediction})
+
+            assert (await put(f"{base}/wrong-token/out.txt")).status_code == 401
+            assert (await put(f"{base}/{token}/out.txt", prediction="p-other")).status_code == 404
+            gone = await put(f"{base.replace(instance_id, 'nobody')}/{token}/out.txt")
+            assert gone.status_code == 404
+            bad_name = await put(f"{base}/{token}/..")
+            assert bad_name.status_code in (400, 404)  # ".." never names a file
+            control = await put(f"{base}/{token}/a%0Ab.txt")
+            assert control.status_code == 400
+            assert "plain file name" in control.json()["detail"]
+            limit = node.manager.output_max_bytes
+            node.manager.output_max_bytes = 10
+            try:
+                big = await put(f"{base}/{token}/big.bin", body=b"y" * 11)
+            finally:
+                node.manager.output_max_bytes = limit
+            assert big.status_code == 413
+            ok = await put(f"{base}/{token}/ok.txt", body=b"fine")
+            assert ok.status_code == 201
+            assert ok.headers["location"].endswith("/ok.txt")
+        run = node.manager.get(instance_id).runs[pid]
+        assert len(run.files) == 1  # only the accepted upload was stored
+        await node.stop(instance_id, drain=False)
 
 
 async def test_runner_shutdown_drains_its_instances(

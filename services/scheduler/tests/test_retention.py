@@ -7,6 +7,7 @@ otherwise clear the data of every other test's predictions.
 from __future__ import annotations
 
 import asyncio
+import io
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
@@ -20,7 +21,7 @@ import cogplane.scheduler
 from cogplane.common import migrations
 from cogplane.common.bus import Bus
 from cogplane.common.contracts import predictions as p
-from cogplane.common.contracts.base import new_id
+from cogplane.common.contracts.base import OUTPUTS_BUCKET, new_id, output_object_name
 from cogplane.common.contracts.models import Viewer
 from cogplane.common.embedded import EmbeddedNats, EmbeddedPostgres, free_port
 from cogplane.common.testing.apps import running
@@ -176,3 +177,45 @@ async def test_output_and_logs_go_too(bus: Bus, database_url: str) -> None:
     assert cleared.output is None
     assert cleared.logs == ""
     assert cleared.input == {}
+
+
+async def test_stored_output_files_are_deleted_with_the_data(bus: Bus, database_url: str) -> None:
+    viewer = Viewer(account_id=new_id(), username="alice")
+    submit = p.SubmitPrediction(viewer=viewer, version=version_spec(), input={})
+    record = await bus.request(p.SUBMIT_PREDICTION, submit)
+    instance_id = new_id()
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("UPDATE scheduler.predictions SET instance_id = :i WHERE id = :p"),
+                {"i": instance_id, "p": record.id},
+            )
+    finally:
+        await engine.dispose()
+    names = [output_object_name(record.id, new_id(), f"out-{i}.txt") for i in range(2)]
+    for name in names:
+        await bus.put_object(OUTPUTS_BUCKET, name, io.BytesIO(b"output bytes"))
+    # The first file is reported while running, the second only with the final update.
+    for seq, (status, files) in enumerate((("processing", names[:1]), ("succeeded", names))):
+        await bus.publish(
+            p.PredictionUpdated(
+                prediction_id=record.id,
+                instance_id=instance_id,
+                seq=seq,
+                status=status,  # type: ignore[arg-type]
+                output=[f"https://example.test/deliveries/{n}" for n in files],
+                files=files,
+            )
+        )
+    ref = p.PredictionRef(viewer=viewer, prediction_id=record.id)
+
+    async def removed() -> p.PredictionRecord | None:
+        now = await bus.request(p.GET_PREDICTION, ref)
+        return now if now.data_removed else None
+
+    cleared = await eventually(removed, timeout=5)
+    assert cleared.status == "succeeded"
+    assert cleared.output is None
+    for name in names:
+        assert not await bus.has_object(OUTPUTS_BUCKET, name)

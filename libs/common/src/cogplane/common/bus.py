@@ -43,6 +43,7 @@ from cogplane.common.contracts.base import (
     EVENTS_PREFIX,
     EVENTS_STREAM,
     FILES_BUCKET,
+    OUTPUTS_BUCKET,
     SOURCES_BUCKET,
     Broadcast,
     Event,
@@ -162,6 +163,14 @@ class Bus:
             config=ObjectStoreConfig(
                 bucket=FILES_BUCKET,
                 description="Files uploaded through /v1/files, by file id",
+                storage=StorageType.FILE,
+            ),
+        )
+        await self.js.create_object_store(
+            OUTPUTS_BUCKET,
+            config=ObjectStoreConfig(
+                bucket=OUTPUTS_BUCKET,
+                description="Output files of predictions, as prediction_id/token/filename",
                 storage=StorageType.FILE,
             ),
         )
@@ -338,6 +347,15 @@ class Bus:
             await store.get(name, writeinto=into)  # type: ignore[arg-type]
         except ObjectNotFoundError as exc:
             raise NotFound(f"Object {name} not found") from exc
+
+    async def delete_object(self, bucket: str, name: str) -> bool:
+        """Remove object ``name``; whether it existed."""
+        store = await self.js.object_store(bucket)
+        try:
+            await store.delete(name)
+        except ObjectNotFoundError:
+            return False
+        return True
 
     async def has_object(self, bucket: str, name: str) -> bool:
         """Whether object ``name`` exists."""

@@ -11,7 +11,15 @@ from cogplane.common.contracts.base import BROADCAST_PREFIX
 from cogplane.common.contracts.predictions import PredictionChanged, PredictionUpdated
 from cogplane.common.http import BodyRule
 from cogplane.common.service import Runtime, ServiceSpec, create_service_app
-from cogplane.gateway.api import accounts, files, models, predictions, streams, webhooks
+from cogplane.gateway.api import (
+    accounts,
+    deliveries,
+    files,
+    models,
+    predictions,
+    streams,
+    webhooks,
+)
 from cogplane.gateway.auth import CallerCache
 from cogplane.gateway.config import GatewaySettings
 from cogplane.gateway.versions import VersionCache
@@ -48,6 +56,7 @@ SPEC = ServiceSpec(
         models.router,
         predictions.router,
         files.router,
+        deliveries.router,
         streams.router,
         webhooks.router,
     ],

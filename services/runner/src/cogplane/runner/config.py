@@ -6,8 +6,9 @@ import os
 import socket
 from datetime import timedelta
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
 from cogplane.common.config import Duration, ServiceSettings
@@ -91,3 +92,33 @@ class RunnerSettings(ServiceSettings):
         le=65535,
         description="Loopback port that receives Cog's webhooks (0: any free port).",
     )
+    public_url: str = Field(
+        default="http://127.0.0.1:8700",
+        # The gateway's setting serves as well: output file URLs point at the gateway.
+        validation_alias=AliasChoices("COGPLANE_RUNNER_PUBLIC_URL", "COGPLANE_GATEWAY_PUBLIC_URL"),
+        description=(
+            "Base URL clients reach the gateway at (no /v1 suffix): output file URLs start with "
+            "it (COGPLANE_RUNNER_PUBLIC_URL, else COGPLANE_GATEWAY_PUBLIC_URL)."
+        ),
+    )
+    file_outputs: Literal["auto", "url", "data_url"] = Field(
+        default="auto",
+        description=(
+            "How file outputs reach clients: 'url' stores them (Cog's --upload-url) and returns "
+            "a download URL; 'data_url' inlines them as data: URLs; 'auto' picks 'url' when the "
+            "public URL is https and 'data_url' otherwise, because Replicate's clients only treat "
+            "https: and data: strings as files."
+        ),
+    )
+    output_max_bytes: int = Field(
+        default=2 * 1024 * 1024 * 1024,
+        ge=1,
+        description="Largest output file a model may produce when outputs are stored, in bytes.",
+    )
+
+    @property
+    def upload_outputs(self) -> bool:
+        """Whether file outputs are stored and returned as URLs (see ``file_outputs``)."""
+        if self.file_outputs == "auto":
+            return self.public_url.startswith("https://")
+        return self.file_outputs == "url"

@@ -13,6 +13,8 @@ from datetime import datetime
 from sqlalchemy import Index, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cogplane.common.bus import Bus
+from cogplane.common.contracts.base import OUTPUTS_BUCKET
 from cogplane.common.db import Database, utcnow
 from cogplane.common.errors import CogplaneError
 from cogplane.common.service import Runtime
@@ -32,10 +34,14 @@ RETENTION_INDEX = Index(
 
 async def remove_expired(
     session: AsyncSession, api_before: datetime, web_before: datetime, limit: int = BATCH
-) -> int:
-    """Remove the data of up to ``limit`` predictions that ended before their cutoffs."""
+) -> tuple[int, list[str]]:
+    """Remove the data of up to ``limit`` predictions that ended before their cutoffs.
+
+    Returns how many were cleared and the output files they held, for the caller to delete
+    from the object store before committing.
+    """
     due = (
-        select(PredictionRow.id)
+        select(PredictionRow.id, PredictionRow.output_objects)
         .where(
             PredictionRow.data_removed.is_(False),
             PredictionRow.completed_at < max(api_before, web_before),
@@ -45,21 +51,23 @@ async def remove_expired(
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    ids = list((await session.execute(due)).scalars())
+    rows = (await session.execute(due)).all()
+    ids = [row.id for row in rows]
     if ids:
         await session.execute(
             update(PredictionRow)
             .where(PredictionRow.id.in_(ids))
-            .values(input={}, output=None, logs="", data_removed=True)
+            .values(input={}, output=None, logs="", data_removed=True, output_objects=[])
         )
-    return len(ids)
+    return len(ids), [name for row in rows for name in row.output_objects or []]
 
 
 class Retention:
     """The loop that removes expired prediction data."""
 
-    def __init__(self, db: Database, settings: SchedulerSettings) -> None:
+    def __init__(self, db: Database, settings: SchedulerSettings, bus: Bus) -> None:
         self.db = db
+        self.bus = bus
         self.api = settings.retention_api
         self.web = settings.retention_web
         self.interval = settings.retention_interval.total_seconds()
@@ -70,7 +78,10 @@ class Retention:
         total = 0
         while True:
             async with self.db.unit_of_work() as session:
-                count = await remove_expired(session, now - self.api, now - self.web)
+                count, files = await remove_expired(session, now - self.api, now - self.web)
+                # Before the commit: if a file cannot be deleted, the batch stays for next time.
+                for name in files:
+                    await self.bus.delete_object(OUTPUTS_BUCKET, name)
             total += count
             if count < BATCH:
                 return total
@@ -83,6 +94,8 @@ class Retention:
                     logger.info("removed the data of %d predictions", removed)
             except CogplaneError as exc:
                 logger.warning("retention sweep failed: %s", exc.detail)
+            except Exception as exc:  # NATS unreachable while deleting files: try again later
+                logger.warning("retention sweep failed: %r", exc)
             await asyncio.sleep(self.interval)
 
 
@@ -90,6 +103,6 @@ def register(rt: Runtime) -> None:
     """Start the retention loop."""
     settings = rt.settings
     assert isinstance(settings, SchedulerSettings)
-    retention = Retention(rt.require_db(), settings)
+    retention = Retention(rt.require_db(), settings, rt.bus)
     rt.extras["retention"] = retention
     rt.spawn(retention.run_forever(), "retention")

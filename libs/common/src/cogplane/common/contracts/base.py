@@ -19,6 +19,13 @@ RPC_PREFIX = "cogplane.rpc"
 BROADCAST_PREFIX = "cogplane.broadcast"
 SOURCES_BUCKET = "cogplane-sources"
 FILES_BUCKET = "cogplane-files"
+OUTPUTS_BUCKET = "cogplane-outputs"
+DELIVERY_PATH = "/deliveries"
+
+
+def output_object_name(prediction_id: str, token: str, filename: str) -> str:
+    """Where an output file is stored: unguessable (``token``), grouped by prediction."""
+    return f"{prediction_id}/{token}/{filename}"
 
 
 def new_id() -> str:

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from pydantic import Field, TypeAdapter
 
+from cogplane.common.contracts.deployments import DeploymentDeleted, DeploymentReleased
 from cogplane.common.contracts.instances import InstanceStateChanged
 from cogplane.common.contracts.models import BuildFinished, BuildLogged, BuildRequested
 from cogplane.common.contracts.predictions import PredictionUpdated
@@ -20,7 +21,9 @@ AnyEvent = Annotated[
     | BuildFinished
     | InstanceStateChanged
     | PredictionUpdated
-    | WebhookDue,
+    | WebhookDue
+    | DeploymentReleased
+    | DeploymentDeleted,
     Field(discriminator="type"),
 ]
 

@@ -76,6 +76,18 @@ class PredictionRecord(Contract):
     )
 
 
+class DeploymentPlacement(Contract):
+    """Where a deployment's prediction waits and runs: its target, at its current release."""
+
+    deployment_id: str
+    deployment: str = Field(description="owner/name of the deployment.")
+    target: str
+    release: int = Field(ge=1)
+    hardware: str
+    min_instances: int = Field(ge=0)
+    max_instances: int = Field(ge=0)
+
+
 class SubmitPrediction(Contract):
     viewer: Viewer
     version: VersionSpec
@@ -85,6 +97,9 @@ class SubmitPrediction(Contract):
     source: Source = "api"
     cancel_after_seconds: float | None = Field(default=None, gt=0)
     streaming: bool = False
+    deployment: DeploymentPlacement | None = Field(
+        default=None, description="The deployment to queue on; the version's shared pool if none."
+    )
 
 
 class PredictionRef(Contract):
@@ -159,3 +174,7 @@ class PredictionUpdated(Event):
     metrics: dict[str, Any] = Field(default_factory=dict)
     started_at: datetime | None = None
     completed_at: datetime | None = None
+    files: list[str] = Field(
+        default_factory=list,
+        description="Output files stored so far (names in the outputs object store).",
+    )

@@ -35,6 +35,7 @@ class Launch:
     cuda_visible_devices: str
     model_env: Sequence[str]
     log_path: Path
+    upload_url: str | None = None
 
     @property
     def url(self) -> str:
@@ -76,10 +77,11 @@ class CogletProcess:
     async def spawn(cls, launch: Launch) -> CogletProcess:
         """Start coglet in ``launch.workdir``, its output appended to the instance's log."""
         python = launch.env_dir / "bin" / "python"
+        uploads = ("--upload-url", launch.upload_url) if launch.upload_url else ()
         with launch.log_path.open("ab") as log:
             proc = await asyncio.create_subprocess_exec(
                 str(python),
-                *("-m", "cog.server.http", "--host", "127.0.0.1"),
+                *("-m", "cog.server.http", "--host", "127.0.0.1", *uploads),
                 cwd=launch.workdir,
                 env=environment(launch, os.environ),
                 stdin=asyncio.subprocess.DEVNULL,

@@ -69,6 +69,7 @@ class PredictionRun:
     finished: bool = False
     logs_seen: int = 0
     outputs_seen: int = 0
+    files: list[str] = field(default_factory=list)
 
     def observe(self, snapshot: Snapshot) -> PredictionUpdated | None:
         """The update to report for ``snapshot``, or None when it is stale."""
@@ -122,6 +123,7 @@ class PredictionRun:
             seq=self.seq,
             status=status,
             started_at=self.started_at,
+            files=list(self.files),
             **fields,
         )
         self.seq += 1

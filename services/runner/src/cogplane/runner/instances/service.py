@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 import hmac
 import re
+import secrets
 from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import quote
 
 import httpx
 
 from cogplane.common.bus import Bus
+from cogplane.common.contracts.base import DELIVERY_PATH, OUTPUTS_BUCKET, output_object_name
 from cogplane.common.contracts.instances import PREFETCH, StartInstance, StopInstance
 from cogplane.common.contracts.predictions import Accepted, CancelOnInstance, RunPrediction
 from cogplane.common.db import utcnow
@@ -42,6 +46,9 @@ class InstanceManager:
     ) -> None:
         self.node_id = settings.node_id
         self.capacity = capacity
+        self.bus = bus
+        self.public_url = settings.public_url.rstrip("/")
+        self.output_max_bytes = settings.output_max_bytes
         self.outbox = Outbox(bus)
         self.logs = Path(settings.data_dir) / "instances"
         self.http = httpx.AsyncClient(limits=httpx.Limits(max_keepalive_connections=100))
@@ -51,6 +58,7 @@ class InstanceManager:
             http=self.http,
             timings=Timings.of(settings),
             release=capacity.release,
+            upload_outputs=settings.upload_outputs,
         )
         self.supervisors: dict[str, Supervisor] = {}
         self._starting: set[asyncio.Task[None]] = set()
@@ -210,6 +218,25 @@ class InstanceManager:
         if not hmac.compare_digest(token.encode(), instance.token.encode()):
             raise Unauthenticated("Bad webhook token")
         instance.observe(snapshot)
+
+    def check_upload(self, instance_id: str, token: str, prediction_id: str) -> PredictionRun:
+        """The running prediction an output upload belongs to; raises when it is not ours."""
+        instance = self.get(instance_id)
+        if not hmac.compare_digest(token.encode(), instance.token.encode()):
+            raise Unauthenticated("Bad upload token")
+        run = instance.runs.get(prediction_id)
+        if run is None or run.finished:
+            raise NotFound(f"Prediction {prediction_id!r} is not running on {instance_id}")
+        return run
+
+    async def store_output(self, run: PredictionRun, filename: str, source: BinaryIO) -> str:
+        """Store one output file of ``run``; the URL clients download it from."""
+        token = secrets.token_urlsafe(18)
+        name = output_object_name(run.prediction_id, token, filename)
+        await self.bus.put_object(OUTPUTS_BUCKET, name, source)
+        run.files.append(name)
+        path = "/".join(quote(part, safe="") for part in name.split("/"))
+        return f"{self.public_url}{DELIVERY_PATH}/{path}"
 
     def _forget_old(self) -> None:
         ended = [i for i, s in self.supervisors.items() if not s.instance.live]

@@ -75,6 +75,7 @@ class Context:
     timings: Timings
     release: Callable[[Placement], None]
     webhook_base: str = ""
+    upload_outputs: bool = False
 
 
 def tail(log: str, lines: int = 20) -> str:
@@ -97,6 +98,14 @@ class Supervisor:
     def webhook(self) -> str:
         """Where Cog reports this instance's predictions."""
         return f"{self.ctx.webhook_base}/instances/{self.instance.instance_id}/webhook"
+
+    @property
+    def upload_url(self) -> str | None:
+        """Where Cog stores this instance's output files (None: it inlines them as data URLs)."""
+        if not self.ctx.upload_outputs:
+            return None
+        instance = self.instance
+        return f"{self.ctx.webhook_base}/instances/{instance.instance_id}/uploads/{instance.token}/"
 
     def start(self) -> None:
         """Boot in the background."""
@@ -135,6 +144,7 @@ class Supervisor:
             cuda_visible_devices=instance.placement.cuda_visible_devices,
             model_env=prepared.config.environment,
             log_path=instance.log_path,
+            upload_url=self.upload_url,
         )
         instance.process = await CogletProcess.spawn(launch)
         instance.move("setting_up")

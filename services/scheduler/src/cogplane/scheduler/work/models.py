@@ -81,3 +81,5 @@ class PredictionRow(Base):
     streaming: Mapped[bool] = mapped_column(default=False)
     data_removed: Mapped[bool] = mapped_column(default=False)
     timings: Mapped[dict[str, float]] = mapped_column(JSONB, default=dict)
+    # Output files in the outputs object store, removed with the prediction's data.
+    output_objects: Mapped[list[str]] = mapped_column(JSONB, default=list, server_default="[]")

@@ -154,7 +154,12 @@ class WorkService:
     async def record_update(self, event: p.PredictionUpdated) -> PredictionRow | None:
         """Apply what Cog reported; stale, duplicate or late updates change nothing."""
         row = await self.repo.prediction(event.prediction_id, lock=True)
-        if row is None or row.instance_id != event.instance_id or row.status in p.TERMINAL:
+        if row is None:
+            return None
+        if unknown := [name for name in event.files if name not in row.output_objects]:
+            # Stored files are remembered even from a late update, so retention removes them.
+            row.output_objects = [*row.output_objects, *unknown]
+        if row.instance_id != event.instance_id or row.status in p.TERMINAL:
             return None
         if event.seq <= row.update_seq:
             return None
