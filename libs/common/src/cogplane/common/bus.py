@@ -257,6 +257,8 @@ class Bus:
         else:
             config.filter_subjects = list(subject)
         first = subject if isinstance(subject, str) else subject[0]
+        # Create or update: a consumer that exists from an earlier release gets today's subjects.
+        await self.js.add_consumer(EVENTS_STREAM, config)
         sub = await self.js.pull_subscribe(
             first, durable=durable, stream=EVENTS_STREAM, config=config
         )

@@ -92,7 +92,9 @@ def render_prediction(
             ``Prefer: wait`` that timed out: clients treat any other status as final).
     """
     unfinished = pending and record.status not in TERMINAL
+    deployment = {"deployment": record.deployment} if record.deployment else {}
     return {
+        **deployment,
         "id": record.id,
         "model": record.model,
         "version": record.version,

@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from cogplane.autoscaler import consumers
 from cogplane.autoscaler.config import AutoscalerSettings
 from cogplane.autoscaler.models import SCHEMA
-from cogplane.common.contracts.scaling import LIST_DECISIONS
+from cogplane.common.contracts.scaling import LIST_DECISIONS, TARGET_SERIES
 from cogplane.common.db import migrations_dir
 from cogplane.common.service import ServiceSpec, create_service_app
 
@@ -22,7 +22,8 @@ SPEC = ServiceSpec(
     schema=SCHEMA,
     migrations=migrations_dir(__file__),
     start=consumers.register,
-    handlers=[LIST_DECISIONS.subject],
+    stop=consumers.stop,
+    handlers=[LIST_DECISIONS.subject, TARGET_SERIES.subject, "listens to targets.changed"],
 )
 
 

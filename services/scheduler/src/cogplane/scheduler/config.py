@@ -28,7 +28,16 @@ class SchedulerSettings(ServiceSettings):
     )
     runner_offline_after: Duration = Field(
         default=timedelta(seconds=15),
-        description="A runner not heard from for this long is considered offline.",
+        description=(
+            "A runner not heard from for this long is considered offline: its instances are "
+            "declared failed and replaced elsewhere."
+        ),
+    )
+    housekeeping_interval: Duration = Field(
+        default=timedelta(seconds=1),
+        description=(
+            "How often silent runners are looked for and instances waiting for capacity are placed."
+        ),
     )
     public_url: str = Field(
         default="http://127.0.0.1:8700",

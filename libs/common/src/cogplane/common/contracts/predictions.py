@@ -71,6 +71,9 @@ class PredictionRecord(Contract):
     instance_id: str | None = None
     streaming: bool = False
     data_removed: bool = False
+    deployment: str | None = Field(
+        default=None, description="owner/name of the deployment it ran on, if any."
+    )
     timings: dict[str, float] = Field(
         default_factory=dict, description="Per-hop timings in milliseconds."
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -33,6 +33,30 @@ class DecisionList(Contract):
 LIST_DECISIONS = Rpc("autoscaler.decisions.list", DecisionQuery, DecisionList)
 
 
+class SeriesQuery(Contract):
+    target: str = Field(max_length=200)
+    since: datetime
+    until: datetime
+    step_seconds: int = Field(default=60, ge=1, le=86400)
+
+
+class TargetSample(Contract):
+    """A target's state at the end of one step: queue, work in flight, instances by state."""
+
+    at: datetime
+    queued: int
+    inflight: int
+    desired: int
+    instances: dict[str, int] = Field(default_factory=dict)
+
+
+class TargetSeries(Contract):
+    results: list[TargetSample]
+
+
+TARGET_SERIES = Rpc("autoscaler.targets.series", SeriesQuery, TargetSeries)
+
+
 class InstanceView(Contract):
     """An instance as the autoscaler sees it."""
 
@@ -42,12 +66,19 @@ class InstanceView(Contract):
     slots: int
     state_since: datetime
     created_at: datetime
+    release: int = 0
 
 
 class TargetState(Contract):
-    """What the autoscaler decides from, for one target."""
+    """What the autoscaler decides from, for one target.
+
+    ``instances`` are those not asked to stop, of every release; ``release`` is the one the
+    target's new instances run (0 for a version's shared pool).
+    """
 
     target: str
+    kind: Literal["version", "deployment"] = "version"
+    release: int = 0
     queued: int
     inflight: int
     oldest_queued_at: datetime | None = None
@@ -56,6 +87,7 @@ class TargetState(Contract):
     instances: list[InstanceView] = Field(default_factory=list)
     min_instances: int = 0
     max_instances: int = 1
+    slots: int = Field(default=1, ge=1, description="Predictions one instance runs at once.")
 
 
 class TargetStates(Contract):

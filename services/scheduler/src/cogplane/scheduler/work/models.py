@@ -14,7 +14,11 @@ from cogplane.scheduler.models import Base
 
 
 class TargetRow(Base):
-    """A queue: a version's shared pool (later also deployments), with what runs it."""
+    """A queue with the instances that serve it: a version's shared pool, or a deployment.
+
+    A deployment's target follows its releases: ``release`` is the one new instances run;
+    instances of earlier releases are drained as those of this one become ready.
+    """
 
     __tablename__ = "targets"
 
@@ -24,6 +28,14 @@ class TargetRow(Base):
     desired_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_activity_at: Mapped[datetime] = mapped_column(default=utcnow)
+    kind: Mapped[str] = mapped_column(String(16), default="version", server_default="version")
+    deployment: Mapped[str | None] = mapped_column(String(200))
+    release: Mapped[int] = mapped_column(default=0, server_default="0")
+    hardware: Mapped[str | None] = mapped_column(String(64))
+    min_instances: Mapped[int] = mapped_column(default=0, server_default="0")
+    # None: the shared pools' limit from the scheduler's settings.
+    max_instances: Mapped[int | None]
+    deleted: Mapped[bool] = mapped_column(default=False, server_default="false")
 
 
 class InstanceRow(Base):
@@ -43,6 +55,9 @@ class InstanceRow(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     state_since: Mapped[datetime] = mapped_column(default=utcnow)
+    release: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Set when the scheduler asked it to stop (drain): it takes no new work from then on.
+    stopping: Mapped[bool] = mapped_column(default=False, server_default="false")
 
 
 class PredictionRow(Base):
@@ -82,4 +97,5 @@ class PredictionRow(Base):
     data_removed: Mapped[bool] = mapped_column(default=False)
     timings: Mapped[dict[str, float]] = mapped_column(JSONB, default=dict)
     # Output files in the outputs object store, removed with the prediction's data.
+    deployment: Mapped[str | None] = mapped_column(String(200))
     output_objects: Mapped[list[str]] = mapped_column(JSONB, default=list, server_default="[]")

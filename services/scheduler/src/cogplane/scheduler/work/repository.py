@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cogplane.common.contracts.instances import LIVE_STATES
+from cogplane.common.contracts.predictions import DeploymentPlacement
 from cogplane.scheduler.work.models import InstanceRow, PredictionRow, TargetRow
 
 OPEN = ("starting", "processing")
@@ -34,14 +35,119 @@ class WorkRepository:
         )
         await self.session.execute(statement)
 
-    async def target(self, target: str) -> TargetRow | None:
-        return await self.session.get(TargetRow, target)
+    async def ensure_deployment_target(
+        self, placement: DeploymentPlacement, version_spec: dict[str, Any], at: datetime
+    ) -> None:
+        """The deployment's target exists with at least the placement's release."""
+        await self.apply_release(
+            target=placement.target,
+            deployment=placement.deployment,
+            release=placement.release,
+            version_spec=version_spec,
+            hardware=placement.hardware,
+            min_instances=placement.min_instances,
+            max_instances=placement.max_instances,
+            at=at,
+        )
+        await self.session.execute(
+            update(TargetRow).where(TargetRow.id == placement.target).values(last_activity_at=at)
+        )
+
+    async def apply_release(
+        self,
+        *,
+        target: str,
+        deployment: str,
+        release: int,
+        version_spec: dict[str, Any],
+        hardware: str,
+        min_instances: int,
+        max_instances: int,
+        at: datetime,
+    ) -> bool:
+        """Make ``release`` the target's configuration unless a later one is there already."""
+        values = {
+            "kind": "deployment",
+            "deployment": deployment,
+            "release": release,
+            "version_spec": version_spec,
+            "hardware": hardware,
+            "min_instances": min_instances,
+            "max_instances": max_instances,
+        }
+        statement = insert(TargetRow).values(
+            id=target, created_at=at, last_activity_at=at, deleted=False, **values
+        )
+        upsert = statement.on_conflict_do_update(
+            index_elements=[TargetRow.id],
+            set_={k: statement.excluded[k] for k in values},
+            where=(TargetRow.release < statement.excluded.release) & TargetRow.deleted.is_(False),
+        ).returning(TargetRow.id)
+        return (await self.session.execute(upsert)).first() is not None
+
+    async def mark_deleted(self, target: str) -> None:
+        await self.session.execute(
+            update(TargetRow).where(TargetRow.id == target).values(deleted=True, desired=0)
+        )
+
+    async def target(self, target: str, *, lock: bool = False) -> TargetRow | None:
+        query = select(TargetRow).where(TargetRow.id == target)
+        if lock:
+            query = query.with_for_update()
+        return (await self.session.execute(query)).scalar_one_or_none()
 
     async def active_targets(self) -> list[TargetRow]:
-        """Targets with live instances or open predictions: the only ones worth a decision."""
+        """Targets worth a decision: with live instances, open predictions, or a deployment's."""
         live = select(InstanceRow.target).where(InstanceRow.state.in_([*LIVE_STATES, "pending"]))
         busy = select(PredictionRow.target).where(PredictionRow.status.in_(OPEN))
-        query = select(TargetRow).where(TargetRow.id.in_(live) | TargetRow.id.in_(busy))
+        deployed = (TargetRow.kind == "deployment") & TargetRow.deleted.is_(False)
+        query = select(TargetRow).where(TargetRow.id.in_(live) | TargetRow.id.in_(busy) | deployed)
+        return list((await self.session.execute(query)).scalars())
+
+    async def open_counts(self) -> dict[str, tuple[int, int, datetime | None]]:
+        """Per target: queued, in flight, and when the oldest queued prediction arrived."""
+        waiting = PredictionRow.instance_id.is_(None)
+        query = (
+            select(
+                PredictionRow.target,
+                func.count().filter(waiting),
+                func.count().filter(~waiting),
+                func.min(PredictionRow.created_at).filter(waiting),
+            )
+            .where(PredictionRow.status.in_(OPEN))
+            .group_by(PredictionRow.target)
+        )
+        rows = (await self.session.execute(query)).all()
+        return {str(t): (int(q), int(r), oldest) for t, q, r, oldest in rows}
+
+    async def busy_all(self) -> dict[str, int]:
+        """Open predictions per instance, over every target."""
+        query = (
+            select(PredictionRow.instance_id, func.count())
+            .where(PredictionRow.status.in_(OPEN), PredictionRow.instance_id.is_not(None))
+            .group_by(PredictionRow.instance_id)
+        )
+        return {str(k): int(v) for k, v in (await self.session.execute(query)).all()}
+
+    async def unplaced_targets(self) -> list[str]:
+        """Targets with instances waiting for capacity."""
+        query = (
+            select(InstanceRow.target)
+            .where(InstanceRow.state == "pending", InstanceRow.node_id == "")
+            .distinct()
+        )
+        return [str(t) for t in (await self.session.execute(query)).scalars()]
+
+    async def on_nodes(self, node_ids: list[str]) -> list[InstanceRow]:
+        """Live instances placed on ``node_ids``, locked."""
+        query = (
+            select(InstanceRow)
+            .where(
+                InstanceRow.node_id.in_(node_ids),
+                InstanceRow.state.in_([*LIVE_STATES, "pending"]),
+            )
+            .with_for_update()
+        )
         return list((await self.session.execute(query)).scalars())
 
     async def prediction(self, prediction_id: str, *, lock: bool = False) -> PredictionRow | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from cogplane.common.contracts import predictions as p
@@ -40,6 +41,16 @@ def _finish(row: PredictionRow, status: str, error: str | None, now: datetime) -
     row.metrics = metrics
 
 
+@dataclass
+class InstanceChange:
+    """What an instance's report changed: orphaned predictions, and what to do next."""
+
+    orphans: list[PredictionRow] = field(default_factory=list)
+    ready: bool = False  # it has just become ready: a rollout may retire an older instance
+    gone: bool = False  # it stopped or failed: the target may need a replacement
+    zombie: bool = False  # alive on its runner, but the scheduler gave up on it: stop it
+
+
 class WorkService:
     """Operations on predictions, targets and instances."""
 
@@ -52,7 +63,13 @@ class WorkService:
         """Admit a prediction durably into its target's queue."""
         now = utcnow()
         spec = req.version
-        await self.repo.ensure_target(spec.target, spec.model_dump(mode="json"), now)
+        placement = req.deployment
+        if placement is None:
+            target = spec.target
+            await self.repo.ensure_target(target, spec.model_dump(mode="json"), now)
+        else:
+            target = placement.target
+            await self.repo.ensure_deployment_target(placement, spec.model_dump(mode="json"), now)
         deadline = (
             now + timedelta(seconds=req.cancel_after_seconds) if req.cancel_after_seconds else None
         )
@@ -62,7 +79,8 @@ class WorkService:
             owner=req.viewer.username,
             model=f"{spec.owner}/{spec.name}",
             version=spec.version_id,
-            target=spec.target,
+            target=target,
+            deployment=placement.deployment if placement is not None else None,
             input=req.input,
             status="starting",
             source=req.source,
@@ -121,13 +139,18 @@ class WorkService:
         instances = {
             i.id: i
             for i in await self.repo.live_instances(target)
-            if i.state in ("idle", "processing")
+            if i.state in ("idle", "processing") and not i.stopping
         }
         if not instances:
             return []
+        config = await self.repo.target(target)
+        release = config.release if config is not None else 0
         busy = await self.repo.busy_by_instance(target)
         open_instances = [
-            OpenInstance(i.id, i.slots + PREFETCH - busy.get(i.id, 0)) for i in instances.values()
+            OpenInstance(
+                i.id, i.slots + PREFETCH - busy.get(i.id, 0), preferred=i.release == release
+            )
+            for i in instances.values()
         ]
         capacity = sum(max(0, o.free_slots) for o in open_instances)
         if capacity == 0:
@@ -179,10 +202,15 @@ class WorkService:
             row.status = "processing"
         return row
 
-    async def record_instance(self, event: InstanceStateChanged) -> list[PredictionRow]:
-        """Track an instance's state; when it is gone, requeue or fail what it was running."""
+    async def record_instance(self, event: InstanceStateChanged) -> InstanceChange:
+        """Track an instance's state; when it is gone, requeue or fail what it was running.
+
+        An instance the scheduler declared gone stays gone (see ``InstanceChange.zombie``).
+        """
         row = await self.repo.instance(event.instance_id, lock=True)
         booting = row is None or row.state in ("pending", "booting", "setting_up")
+        if row is not None and row.state in GONE:
+            return InstanceChange(zombie=event.state not in GONE)
         if row is None:
             row = InstanceRow(
                 id=event.instance_id,
@@ -201,13 +229,27 @@ class WorkService:
             row.state, row.seq, row.slots = event.state, event.seq, event.slots
             row.reason, row.state_since = event.reason, event.at
         else:
-            return []
+            return InstanceChange()
         if row.state not in GONE:
-            return []
+            return InstanceChange(ready=booting and row.state == "idle")
         orphans = await self._orphans(row)
-        if row.state == "failed" and booting:
+        if row.state == "failed" and booting and not await self._served(row):
             orphans += await self._fail_queued(row)
-        return orphans
+        return InstanceChange(orphans=orphans, gone=True)
+
+    async def _served(self, lost: InstanceRow) -> bool:
+        """Whether another instance of the target can take its queued work."""
+        return any(
+            i.state in ("idle", "processing") and not i.stopping and i.id != lost.id
+            for i in await self.repo.live_instances(lost.target)
+        )
+
+    async def lose_instance(
+        self, row: InstanceRow, reason: str, now: datetime
+    ) -> list[PredictionRow]:
+        """Declare an instance failed without its runner's word; requeue or fail its work."""
+        row.state, row.reason, row.state_since = "failed", reason, now
+        return await self._orphans(row)
 
     async def _fail_queued(self, instance: InstanceRow) -> list[PredictionRow]:
         """The model cannot start: fail what waits for it, with the reason, instead of retrying."""
