@@ -158,10 +158,20 @@ class DevStack:
     def start_service(self, name: str) -> None:
         """Start (or restart) one service process."""
         svc = next(s for s in SERVICES if s.name == name)
+        self.start_process(name, svc.module)
+
+    def start_process(self, name: str, module: str, env: Mapping[str, str] | None = None) -> None:
+        """Start a process of the platform named ``name`` (also a second runner or replica).
+
+        Args:
+            name: Its name here (its log is ``logs/{name}.log``; ``stop_service(name)`` stops it).
+            module: The service's module (``cogplane.runner``...).
+            env: Settings on top of the stack's own.
+        """
         with self.log(name).open("ab") as out:
             self.procs[name] = subprocess.Popen(
-                [sys.executable, "-m", svc.module],
-                env=self.service_env(),
+                [sys.executable, "-m", module],
+                env={**self.service_env(), **(env or {})},
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Iterable
 
 from cogplane.common.contracts import deployments as d
+from cogplane.common.contracts import monitoring as m
 from cogplane.common.contracts import predictions as p
 from cogplane.common.contracts import scaling as s
 from cogplane.common.contracts.events import parse_event
@@ -43,6 +44,8 @@ RPCS = (
     s.LIST_TARGETS,
     s.SET_DESIRED,
     d.TARGET_ACTIVITY,
+    m.LIST_INSTANCES,
+    m.TARGET_STATS,
 )
 
 
@@ -203,6 +206,8 @@ async def register(rt: Runtime) -> None:
     await rt.bus.serve(s.LIST_TARGETS, work.fleet.states)
     await rt.bus.serve(s.SET_DESIRED, work.fleet.set_desired)
     await rt.bus.serve(d.TARGET_ACTIVITY, work.fleet.activity)
+    await rt.bus.serve(m.LIST_INSTANCES, work.fleet.instances)
+    await rt.bus.serve(m.TARGET_STATS, work.fleet.stats)
     # One consumer for all: a runner reports a prediction's end before its instance's, and the
     # scheduler must see them in that order (else it fails the prediction with a vaguer reason).
     await rt.bus.consume(

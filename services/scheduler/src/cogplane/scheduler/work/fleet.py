@@ -11,11 +11,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cogplane.common.contracts import deployments as d
+from cogplane.common.contracts import monitoring as m
 from cogplane.common.contracts import predictions as p
 from cogplane.common.contracts import scaling as s
 from cogplane.common.contracts.base import Empty, new_id
@@ -40,11 +41,15 @@ from cogplane.scheduler.work.placement import (
     no_capacity_reason,
 )
 from cogplane.scheduler.work.plan import Member, plan
-from cogplane.scheduler.work.repository import WorkRepository
+from cogplane.scheduler.work.repository import PERCENTILES, WorkRepository
 from cogplane.scheduler.work.service import WorkService
 
 logger = logging.getLogger(__name__)
 DROPPED = "No longer needed before any runner had room for it"
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 6)
 
 
 def limits(target: TargetRow, pool_max: int) -> tuple[int, int]:
@@ -139,6 +144,58 @@ class Fleet:
             queued, inflight, _ = await repo.counts(req.target)
             live = await repo.live_instances(req.target)
         return d.TargetActivity(instances_online=len(live), queued=queued, inflight=inflight)
+
+    # -- monitoring ----------------------------------------------------------------------------
+
+    async def instances(self, req: d.TargetRef) -> m.InstanceList:
+        """The target's instances that have not stopped, oldest first."""
+        async with self.db.unit_of_work() as session:
+            repo = WorkRepository(session)
+            rows = await repo.live_instances(req.target)
+            busy = await repo.busy_by_instance(req.target)
+        return m.InstanceList(
+            results=[
+                m.InstanceInfo(
+                    id=i.id,
+                    state=i.state,
+                    state_since=i.state_since,
+                    created_at=i.created_at,
+                    release=i.release,
+                    node_id=i.node_id,
+                    hardware=i.hardware,
+                    slots=i.slots,
+                    busy=busy.get(i.id, 0),
+                    stopping=i.stopping,
+                    reason=i.reason,
+                )
+                for i in rows
+            ]
+        )
+
+    async def stats(self, req: m.StatsQuery) -> m.TargetStats:
+        """Predictions per step by outcome, with queue wait and predict time percentiles."""
+        async with self.db.unit_of_work() as session:
+            rows = await WorkRepository(session).stats(
+                req.target, req.since, req.until, req.step_seconds
+            )
+        return m.TargetStats(
+            results=[
+                m.StatsBucket(
+                    at=datetime.fromtimestamp(row["bucket"] * req.step_seconds, tz=UTC),
+                    created=row["created"],
+                    succeeded=row["succeeded"],
+                    failed=row["failed"],
+                    canceled=row["canceled"],
+                    queue_wait=m.Percentiles(
+                        **{n: _round(row[f"wait_{n}"]) for n, _ in PERCENTILES}
+                    ),
+                    predict_time=m.Percentiles(
+                        **{n: _round(row[f"predict_{n}"]) for n, _ in PERCENTILES}
+                    ),
+                )
+                for row in rows
+            ]
+        )
 
     # -- deployments ---------------------------------------------------------------------------
 

@@ -253,3 +253,40 @@ class WorkRepository:
             limit
         )
         return list((await self.session.execute(query)).scalars())
+
+    async def stats(
+        self, target: str, since: datetime, until: datetime, step_seconds: int
+    ) -> list[dict[str, Any]]:
+        """Per step of ``created_at``: counts by outcome and latency percentiles (seconds)."""
+        bucket = func.floor(func.extract("epoch", PredictionRow.created_at) / step_seconds)
+        wait = func.extract("epoch", PredictionRow.started_at - PredictionRow.created_at)
+        predict = PredictionRow.metrics["predict_time"].as_float()
+
+        def pct(expr: Any, q: float) -> Any:
+            return func.percentile_cont(q).within_group(expr)
+
+        def count(status: str) -> Any:
+            return func.count().filter(PredictionRow.status == status)
+
+        query = (
+            select(
+                bucket.label("bucket"),
+                func.count().label("created"),
+                count("succeeded").label("succeeded"),
+                count("failed").label("failed"),
+                count("canceled").label("canceled"),
+                *(pct(wait, q).label(f"wait_{n}") for n, q in PERCENTILES),
+                *(pct(predict, q).label(f"predict_{n}") for n, q in PERCENTILES),
+            )
+            .where(
+                PredictionRow.target == target,
+                PredictionRow.created_at >= since,
+                PredictionRow.created_at < until,
+            )
+            .group_by(bucket)
+            .order_by(bucket)
+        )
+        return [dict(row._mapping) for row in (await self.session.execute(query)).all()]
+
+
+PERCENTILES = (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
