@@ -28,6 +28,10 @@ V1_PATHS = {
     "/v1/files": {"get", "post"},
     "/v1/files/{file_id}": {"get", "delete"},
     "/v1/files/{file_id}/download": {"get"},
+    "/v1/deployments": {"get", "post"},
+    "/v1/deployments/{owner}/{name}": {"get", "patch", "delete"},
+    "/v1/deployments/{owner}/{name}/releases": {"get"},
+    "/v1/deployments/{owner}/{name}/predictions": {"post"},
 }
 
 

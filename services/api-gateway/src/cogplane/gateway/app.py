@@ -14,6 +14,7 @@ from cogplane.common.service import Runtime, ServiceSpec, create_service_app
 from cogplane.gateway.api import (
     accounts,
     deliveries,
+    deployments,
     files,
     models,
     predictions,
@@ -55,6 +56,7 @@ SPEC = ServiceSpec(
         accounts.router,
         models.router,
         predictions.router,
+        deployments.router,
         files.router,
         deliveries.router,
         streams.router,

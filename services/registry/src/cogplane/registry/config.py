@@ -21,3 +21,13 @@ class RegistrySettings(ServiceSettings):
             "on NATS. Only for `cogplane dev`."
         ),
     )
+    deployment_max_min: int = Field(
+        default=5,
+        ge=0,
+        description="Largest min_instances a deployment may ask for (Replicate allows 5).",
+    )
+    deployment_max_max: int = Field(
+        default=20,
+        ge=1,
+        description="Largest max_instances a deployment may ask for (Replicate allows 20).",
+    )

@@ -71,6 +71,7 @@ class TokenRow(Base):
     account: Mapped[AccountRow] = relationship(lazy="raise")
 
 
-# The catalog's and files' tables share this metadata (imported here so migrations see them all).
+# The other domains' tables share this metadata (imported here so migrations see them all).
 from cogplane.registry.catalog import models as _catalog_tables  # noqa: E402, F401
+from cogplane.registry.deployments import models as _deployment_tables  # noqa: E402, F401
 from cogplane.registry.files import models as _file_tables  # noqa: E402, F401

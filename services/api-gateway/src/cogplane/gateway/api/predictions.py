@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
@@ -28,6 +29,8 @@ _PREFER = re.compile(r"^\s*wait(?:=(\d+))?\s*$")
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?$")
 DEFAULT_WAIT = 60
 MIN_CANCEL_AFTER = 5.0
+# What a prediction runs: a version, and the deployment it waits in (None: the version's pool).
+Resolver = Callable[[], Awaitable[tuple[p.VersionSpec, p.DeploymentPlacement | None]]]
 
 
 class ModelPredictionCreate(Body):
@@ -134,19 +137,58 @@ async def create(
     prefer: str | None,
     cancel_after: str | None,
     stream_key: bytes,
+    *,
+    resolve: Resolver | None = None,
 ) -> PredictionOut:
-    """Resolve, validate, admit, and wait when asked."""
+    """Resolve, validate, admit, and wait when asked.
+
+    ``resolve`` says what to run (a deployment's release); by default the version ``ref`` names.
+    """
     wait = parse_prefer(prefer)
     deadline = parse_cancel_after(cancel_after)
-    versions: VersionCache = _runtime(request).extras["versions"]
-    resolved = await versions.resolve(bus, viewer, ref)
-    version = resolved.version
-    cleaned = validate_input(version.openapi_schema, body.input, key=version.id)
+    if resolve is None:
+        versions: VersionCache = _runtime(request).extras["versions"]
+        spec, placement = version_spec(await versions.resolve(bus, viewer, ref)), None
+    else:
+        spec, placement = await resolve()
+    cleaned = validate_input(spec.openapi_schema, body.input, key=spec.version_id)
     # Our own file URLs become signed links Cog can download without a token.
     cleaned = await rewrite_file_inputs(
         cleaned, viewer, bus=bus, base=base, settings=gateway_settings(request)
     )
-    spec = p.VersionSpec(
+    events = list(body.webhook_events_filter or [])
+    webhook = body.webhook or body.webhook_completed
+    if body.webhook is None and body.webhook_completed is not None:
+        events = ["completed"]
+    submit = p.SubmitPrediction(
+        viewer=viewer,
+        version=spec,
+        input=cleaned,
+        webhook=webhook,
+        webhook_events_filter=events,
+        cancel_after_seconds=deadline,
+        streaming=_streams(spec.openapi_schema),
+        deployment=placement,
+    )
+    record = await bus.request(p.SUBMIT_PREDICTION, submit)
+    response.status_code = status.HTTP_201_CREATED
+    response.headers["Location"] = f"{base}/v1/predictions/{record.id}"
+    if wait is None:
+        return prediction_out(record, base, stream_key=stream_key)
+    response.headers["Preference-Applied"] = f"wait={wait}" if prefer and "=" in prefer else "wait"
+    waiters: Waiters = _runtime(request).extras["waiters"]
+    done = await waiters.until_done(record, wait) if record.status not in p.TERMINAL else record
+    if done is None:  # it may have finished between admission and waiting
+        done = await bus.request(
+            p.GET_PREDICTION, p.PredictionRef(viewer=viewer, prediction_id=record.id)
+        )
+    return prediction_out(done, base, pending=True, stream_key=stream_key)
+
+
+def version_spec(resolved: m.ResolvedVersion) -> p.VersionSpec:
+    """What an instance needs to run a resolved version."""
+    version = resolved.version
+    return p.VersionSpec(
         version_id=version.id,
         owner=version.owner,
         name=version.name,
@@ -163,32 +205,6 @@ async def create(
         source_digest=version.source_digest,
         openapi_schema=version.openapi_schema,
     )
-    events = list(body.webhook_events_filter or [])
-    webhook = body.webhook or body.webhook_completed
-    if body.webhook is None and body.webhook_completed is not None:
-        events = ["completed"]
-    submit = p.SubmitPrediction(
-        viewer=viewer,
-        version=spec,
-        input=cleaned,
-        webhook=webhook,
-        webhook_events_filter=events,
-        cancel_after_seconds=deadline,
-        streaming=_streams(version.openapi_schema),
-    )
-    record = await bus.request(p.SUBMIT_PREDICTION, submit)
-    response.status_code = status.HTTP_201_CREATED
-    response.headers["Location"] = f"{base}/v1/predictions/{record.id}"
-    if wait is None:
-        return prediction_out(record, base, stream_key=stream_key)
-    response.headers["Preference-Applied"] = f"wait={wait}" if prefer and "=" in prefer else "wait"
-    waiters: Waiters = _runtime(request).extras["waiters"]
-    done = await waiters.until_done(record, wait) if record.status not in p.TERMINAL else record
-    if done is None:  # it may have finished between admission and waiting
-        done = await bus.request(
-            p.GET_PREDICTION, p.PredictionRef(viewer=viewer, prediction_id=record.id)
-        )
-    return prediction_out(done, base, pending=True, stream_key=stream_key)
 
 
 def _streams(openapi: dict[str, Any]) -> bool:

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
 from cogplane.registry.catalog.models import BuildLogRow, BuildRow, ModelRow, VersionRow
+from cogplane.registry.deployments.models import DeploymentRow
 
 
 class CatalogRepository:
@@ -82,6 +83,17 @@ class CatalogRepository:
     async def count_versions(self, model_id: str) -> int:
         query = select(func.count()).where(VersionRow.model_id == model_id)
         return int((await self.session.execute(query)).scalar_one())
+
+    async def deployments_using(
+        self, *, model_id: str | None = None, version_id: str | None = None
+    ) -> list[str]:
+        """owner/name of the deployments that run a model or a version now."""
+        query = select(DeploymentRow.owner, DeploymentRow.name).order_by(DeploymentRow.created_at)
+        if model_id is not None:
+            query = query.where(DeploymentRow.model_id == model_id)
+        if version_id is not None:
+            query = query.where(DeploymentRow.version_id == version_id)
+        return [f"{owner}/{name}" for owner, name in (await self.session.execute(query)).all()]
 
     async def delete_model(self, row: ModelRow) -> None:
         await self.session.delete(row)

@@ -56,6 +56,14 @@ def check_hardware(sku: str) -> None:
         raise InvalidInput([invalid])
 
 
+def _refuse_if_deployed(deployments: list[str]) -> None:
+    """409 while deployments run it (Replicate's rule for deleting versions)."""
+    if deployments:
+        raise Conflict(
+            f"Used by deployment {', '.join(deployments)}: change or delete the deployment first"
+        )
+
+
 class CatalogService:
     """Catalog operations inside one unit of work."""
 
@@ -145,6 +153,7 @@ class CatalogService:
         row = await self.managed_model(viewer, owner, name)
         if row.visibility != "private":
             raise Conflict(f"{owner}/{name} is public: only private models can be deleted")
+        _refuse_if_deployed(await self.repo.deployments_using(model_id=row.id))
         if await self.repo.count_versions(row.id):
             raise Conflict(f"{owner}/{name} has versions: delete them before the model")
         await self.repo.delete_model(row)
@@ -218,7 +227,11 @@ class CatalogService:
         model = await self.managed_model(req.viewer, req.owner, req.name)
         if model.visibility != "private":
             raise Conflict("Only versions of private models can be deleted")
-        await self.repo.delete_version(row)
+        _refuse_if_deployed(await self.repo.deployments_using(version_id=row.id))
+        try:
+            await self.repo.delete_version(row)
+        except IntegrityError as exc:  # a deployment moved to it meanwhile
+            raise Conflict(f"Version {row.id} is used by a deployment") from exc
         if model.latest_version_id == row.id:
             newest = await self.repo.newest_version(model.id)
             model.latest_version_id = newest.id if newest else None
