@@ -8,7 +8,8 @@ Starts the platform the way ``make dev`` does (fresh data, free ports) and measu
 
 It prints percentiles and what the authenticated path adds over the bare round trip, then the
 build time of a push with new dependencies and of one that changed only code.
-Last, a no-op Cog model called directly and through the whole platform (``bench/predictions.py``).
+Then a no-op Cog model called directly and through the whole platform (``bench/predictions.py``),
+and last the autoscaling of deployments (``bench/scaling.py``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from bench import predictions
+from bench import predictions, scaling
 from cogplane.cli.devstack import DEFAULT_PORTS, DevStack
 from cogplane.common import archive
 from cogplane.common.bus import Bus
@@ -165,6 +166,7 @@ def main() -> None:
             predictions.measure(stack)
         finally:
             stack.stop()
+    scaling.main()  # a platform of its own, with a short scale-down delay
 
 
 main()

@@ -32,6 +32,9 @@ V1_PATHS = {
     "/v1/deployments/{owner}/{name}": {"get", "patch", "delete"},
     "/v1/deployments/{owner}/{name}/releases": {"get"},
     "/v1/deployments/{owner}/{name}/predictions": {"post"},
+    "/v1/deployments/{owner}/{name}/instances": {"get"},
+    "/v1/deployments/{owner}/{name}/metrics": {"get"},
+    "/v1/deployments/{owner}/{name}/decisions": {"get"},
 }
 
 

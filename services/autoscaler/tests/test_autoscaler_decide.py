@@ -127,3 +127,9 @@ def test_a_rollout_asks_for_as_many_new_instances_as_old_ones_serve() -> None:
 def test_lowering_max_below_the_current_count_scales_down() -> None:
     state = target(instance(), instance(), instance(), high=1)
     assert decide(state, NOW, POLICY).desired == 1
+
+
+def test_an_instance_waiting_for_capacity_does_not_hold_off_scale_down() -> None:
+    state = target(instance(since=3600), instance("pending", since=1), quiet=3600)
+    decision = decide(state, NOW, POLICY)
+    assert decision.desired == 0

@@ -25,7 +25,9 @@ from datetime import datetime, timedelta
 from cogplane.common.contracts.scaling import InstanceView, TargetState
 
 ACTIVE = ("pending", "booting", "setting_up", "idle", "processing")
-STARTING = ("pending", "booting", "setting_up")
+# Instances whose setup would be wasted by stopping them ("pending" ones wait for capacity and
+# have nothing to lose).
+STARTING = ("booting", "setting_up")
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,9 @@ def _when_idle(
         return Decision(max(have, low), "steady")
     if any(i.state in STARTING for i in current):
         return Decision(have, "no work, but an instance is still starting")
-    idle_since = max([state.last_activity_at, *(i.state_since for i in current)])
+    idle_since = max(
+        [state.last_activity_at, *(i.state_since for i in current if i.state != "pending")]
+    )
     due = idle_since + policy.idle_timeout
     if now >= due:
         quiet = (now - idle_since).total_seconds()

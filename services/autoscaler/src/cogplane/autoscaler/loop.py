@@ -125,9 +125,7 @@ class Autoscaler:
                 )
         if rows:
             async with self.rt.require_db().unit_of_work() as session:
-                repo = DecisionRepository(session)
-                for row in rows:
-                    await repo.add(row)
+                await DecisionRepository(session).add_all(rows)
         self._next_due = (
             time.monotonic() + max(0.0, (due - utcnow()).total_seconds()) if due else None
         )

@@ -20,6 +20,11 @@ class DecisionRepository:
         self.session.add(row)
         await self.session.flush()
 
+    async def add_all(self, rows: list[DecisionRow | SampleRow]) -> None:
+        """Insert many rows in one round trip per table."""
+        self.session.add_all(rows)
+        await self.session.flush()
+
     async def recent(self, target: str | None, limit: int) -> list[DecisionRow]:
         query = select(DecisionRow).order_by(DecisionRow.decided_at.desc()).limit(limit)
         if target is not None:

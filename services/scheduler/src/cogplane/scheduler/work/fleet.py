@@ -42,7 +42,7 @@ from cogplane.scheduler.work.placement import (
 )
 from cogplane.scheduler.work.plan import Member, plan
 from cogplane.scheduler.work.repository import PERCENTILES, WorkRepository
-from cogplane.scheduler.work.service import WorkService
+from cogplane.scheduler.work.service import WorkService, finish
 
 logger = logging.getLogger(__name__)
 DROPPED = "No longer needed before any runner had room for it"
@@ -216,9 +216,19 @@ class Fleet:
         await self.poke(event.target)
 
     async def on_deleted(self, event: d.DeploymentDeleted) -> None:
-        """A deleted deployment: its instances stop."""
+        """A deleted deployment: its instances stop, and work still queued there fails.
+
+        The registry deletes only an unused deployment, but a prediction admitted in the moment
+        between its check and the deletion would otherwise wait for nothing.
+        """
         async with self.db.unit_of_work() as session:
-            await WorkRepository(session).mark_deleted(event.target)
+            repo = WorkRepository(session)
+            await repo.mark_deleted(event.target)
+            stranded = await repo.queued(event.target, 10_000)
+            now = utcnow()
+            for row in stranded:
+                finish(row, "failed", "The deployment was deleted before this prediction ran", now)
+        await self.announce(stranded)
         await self.reconcile(event.target)
 
     # -- reconcile -----------------------------------------------------------------------------

@@ -34,7 +34,7 @@ def to_record(row: PredictionRow) -> p.PredictionRecord:
     return p.PredictionRecord.model_validate(row, from_attributes=True)
 
 
-def _finish(row: PredictionRow, status: str, error: str | None, now: datetime) -> None:
+def finish(row: PredictionRow, status: str, error: str | None, now: datetime) -> None:
     row.status, row.error, row.completed_at = status, error, now
     metrics = dict(row.metrics or {})
     metrics["total_time"] = round((now - row.created_at).total_seconds(), 6)
@@ -128,7 +128,7 @@ class WorkService:
             # Queued, or handed to an instance that has not started it: it ends now (the
             # instance is told, and its own report of the cancellation changes nothing).
             instance_id = row.instance_id
-            _finish(row, "canceled", None, utcnow())
+            finish(row, "canceled", None, utcnow())
             return row, instance_id
         return row, row.instance_id
 
@@ -195,7 +195,7 @@ class WorkService:
         if row.started_at is None and event.status != "starting":
             row.started_at = event.started_at or utcnow()
         if event.status in p.TERMINAL:
-            _finish(row, event.status, event.error, event.completed_at or utcnow())
+            finish(row, event.status, event.error, event.completed_at or utcnow())
             row.metrics = {**row.metrics, **event.metrics}
             row.timings = {**row.timings, **_hops(row, utcnow())}
         else:
@@ -257,7 +257,7 @@ class WorkService:
         now = utcnow()
         failed = []
         for row in await self.repo.queued(instance.target, 1000):
-            _finish(row, "failed", f"The model failed to start: {reason}", now)
+            finish(row, "failed", f"The model failed to start: {reason}", now)
             failed.append(row)
         return failed
 
@@ -272,7 +272,7 @@ class WorkService:
                 row.attempts = max(0, row.attempts - 1)
             else:
                 reason = instance.reason or f"the instance {instance.state}"
-                _finish(
+                finish(
                     row, "failed", f"The instance running this prediction stopped: {reason}", now
                 )
             changed.append(row)
@@ -287,19 +287,15 @@ class WorkService:
         for row in await self.repo.expired(now, now - queue_timeout, now - run_timeout):
             ended.append((row, row.instance_id))
             if row.instance_id is None and row.deadline is not None and row.deadline < now:
-                _finish(
-                    row, "canceled", "The deadline (Cancel-After) passed before it started", now
-                )
+                finish(row, "canceled", "The deadline (Cancel-After) passed before it started", now)
             elif row.instance_id is None:
                 waited = queue_timeout.total_seconds()
-                _finish(
-                    row, "failed", f"No instance took this prediction within {waited:.0f}s", now
-                )
+                finish(row, "failed", f"No instance took this prediction within {waited:.0f}s", now)
             elif row.started_at is not None and row.started_at < now - run_timeout:
                 ran = run_timeout.total_seconds()
-                _finish(row, "failed", f"The prediction ran longer than {ran:.0f}s", now)
+                finish(row, "failed", f"The prediction ran longer than {ran:.0f}s", now)
             else:
-                _finish(row, "canceled", "The deadline (Cancel-After) passed while it ran", now)
+                finish(row, "canceled", "The deadline (Cancel-After) passed while it ran", now)
         return ended
 
 
