@@ -433,3 +433,47 @@ def test_a_killed_runner_has_its_instances_replaced_elsewhere(
     assert done.status == "succeeded", done.error
     assert [i["node"] for i in fleet.instances(deployment)] == ["node-a"]
     retire(fleet, deployment)
+
+
+BROKEN = """
+from cog import BaseRunner
+
+
+class Predictor(BaseRunner):
+    def setup(self) -> None:
+        raise RuntimeError("this release cannot start")
+
+    def run(self) -> str:
+        return "never"
+"""
+
+
+def test_a_broken_release_never_takes_over(
+    fleet: Fleet, model: tuple[str, str, str], tmp_path: Path
+) -> None:
+    name, v1, _ = model
+    project = tmp_path / "broken"
+    project.mkdir()
+    (project / "cog.yaml").write_text(COG_YAML)
+    (project / "predict.py").write_text(BROKEN)
+    broken = fleet.push(name, project)
+    deployment = deploy(fleet, name, v1, low=1, high=1)
+    serving = until(lambda: live(fleet, deployment, state="idle"), 60, "a warm v1 instance")[0]
+    owner, short = deployment.split("/")
+    fleet.client.deployments.update(owner, short, version=broken)
+    deadline = time.monotonic() + 8
+    while time.monotonic() < deadline:  # new instances keep failing setup meanwhile
+        done = finish(run(fleet, deployment))
+        assert done.status == "succeeded", done.error
+        assert done.output == "v1"
+        time.sleep(0.2)
+    assert serving["id"] in [i["id"] for i in fleet.instances(deployment)]
+    # Rolling back is a new release of the working version: it takes over.
+    fleet.client.deployments.update(owner, short, version=v1)
+    until(
+        lambda: fleet.instances(deployment)
+        and all(i["release"] == 3 for i in fleet.instances(deployment)),
+        60,
+        "release 3 only",
+    )
+    retire(fleet, deployment)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from cogplane.scheduler.work.plan import Member, plan
+from cogplane.scheduler.work.plan import Member, plan, restart_delay
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -97,3 +97,14 @@ def test_a_deleted_target_stops_everything() -> None:
     assert sorted(i for i, _ in result.drain) == ["a", "b"]
     assert result.drop == ["c"]
     assert result.start == 0
+
+
+def test_a_release_that_keeps_failing_is_restarted_with_growing_delays() -> None:
+    def failed(n: int) -> list[datetime]:
+        return [T0 - timedelta(seconds=i) for i in range(n)]
+
+    assert restart_delay(failed(0)) == timedelta(0)
+    assert restart_delay(failed(2)) == timedelta(0)
+    assert restart_delay(failed(3)) == timedelta(seconds=5)
+    assert restart_delay(failed(4)) == timedelta(seconds=10)
+    assert restart_delay(failed(30)) == timedelta(minutes=5)

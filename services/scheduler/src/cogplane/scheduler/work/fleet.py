@@ -40,12 +40,14 @@ from cogplane.scheduler.work.placement import (
     free_slots,
     no_capacity_reason,
 )
-from cogplane.scheduler.work.plan import Member, plan
+from cogplane.scheduler.work.plan import Member, plan, restart_delay
 from cogplane.scheduler.work.repository import PERCENTILES, WorkRepository
 from cogplane.scheduler.work.service import WorkService, finish
 
 logger = logging.getLogger(__name__)
 DROPPED = "No longer needed before any runner had room for it"
+# Failures of a release counted for the restart back-off.
+CRASH_WINDOW = timedelta(minutes=10)
 
 
 def _round(value: float | None) -> float | None:
@@ -279,6 +281,19 @@ class Fleet:
             deleted=target.deleted,
         )
         now = utcnow()
+        start = decision.start
+        if start:
+            failed = await repo.failures(target_id, target.release, now - CRASH_WINDOW)
+            delay = restart_delay(failed)
+            if delay and now < failed[0] + delay:
+                logger.warning(
+                    "%s: release %d failed %d times; next start in %.0fs",
+                    target_id,
+                    target.release,
+                    len(failed),
+                    (failed[0] + delay - now).total_seconds(),
+                )
+                start = 0
         for instance_id in decision.drop:
             row = rows[instance_id]
             row.state, row.reason, row.stopping, row.state_since = "stopped", DROPPED, True, now
@@ -300,7 +315,7 @@ class Fleet:
             if node_id is not None:
                 row.node_id, row.reason = node_id, None
                 starts.append(row)
-        for _ in range(decision.start):
+        for _ in range(start):
             row = InstanceRow(
                 id=new_id()[:32],
                 target=target_id,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 READY = frozenset({"idle", "processing"})
 STARTING = frozenset({"pending", "booting", "setting_up"})
@@ -104,3 +104,15 @@ def plan(
     retire = _victims(serving_old, len(serving_old) - keep_old)
     drain += [(m.id, f"replaced by release {release}") for m in retire]
     return TargetPlan(start=start, drain=drain, drop=drop)
+
+
+def restart_delay(failures: Sequence[datetime], free_tries: int = 3) -> timedelta:
+    """How long to wait before starting another instance of a release that keeps failing.
+
+    The first ``free_tries`` failures are retried at once; then the wait doubles from 5 s up to
+    5 minutes, counted from the latest failure (``failures`` is newest first).
+    """
+    extra = len(failures) - free_tries
+    if extra < 0:
+        return timedelta(0)
+    return timedelta(seconds=min(300.0, 5.0 * 2**extra))

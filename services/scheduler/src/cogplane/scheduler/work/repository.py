@@ -138,6 +138,22 @@ class WorkRepository:
         )
         return [str(t) for t in (await self.session.execute(query)).scalars()]
 
+    async def failures(self, target: str, release: int, since: datetime) -> list[datetime]:
+        """When instances of the target's release failed on their own since ``since``, newest
+        first (instances lost with their runner are not the release's fault)."""
+        query = (
+            select(InstanceRow.state_since)
+            .where(
+                InstanceRow.target == target,
+                InstanceRow.release == release,
+                InstanceRow.state == "failed",
+                InstanceRow.state_since >= since,
+                ~func.coalesce(InstanceRow.reason, "").startswith("its runner"),
+            )
+            .order_by(InstanceRow.state_since.desc())
+        )
+        return list((await self.session.execute(query)).scalars())
+
     async def on_nodes(self, node_ids: list[str]) -> list[InstanceRow]:
         """Live instances placed on ``node_ids``, locked."""
         query = (
