@@ -471,9 +471,73 @@ def test_a_broken_release_never_takes_over(
     # Rolling back is a new release of the working version: it takes over.
     fleet.client.deployments.update(owner, short, version=v1)
     until(
-        lambda: fleet.instances(deployment)
-        and all(i["release"] == 3 for i in fleet.instances(deployment)),
+        lambda: (
+            fleet.instances(deployment)
+            and all(i["release"] == 3 for i in fleet.instances(deployment))
+        ),
         60,
         "release 3 only",
     )
+    retire(fleet, deployment)
+
+
+def outsider_token(fleet: Fleet) -> str:
+    """A token of another account (made the way `python -m cogplane.registry bootstrap` does)."""
+    import json
+    import subprocess
+    import sys
+
+    name = f"outsider-{uuid.uuid4().hex[:6]}"
+    done = subprocess.run(
+        [sys.executable, "-m", "cogplane.registry", "bootstrap", name, f"{name}-org"],
+        env=fleet.stack.service_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return str(json.loads(done.stdout.strip().splitlines()[-1])["token"])
+
+
+def test_monitoring_shows_activity_to_the_owner_only(
+    fleet: Fleet, model: tuple[str, str, str]
+) -> None:
+    name, v1, _ = model
+    deployment = deploy(fleet, name, v1, low=1, high=2)
+    until(lambda: live(fleet, deployment, state="idle"), 60, "a warm instance")
+    outcomes = [finish(run(fleet, deployment, seconds=0.1)).status for _ in range(5)]
+    assert outcomes == ["succeeded"] * 5
+    time.sleep(1.5)  # the autoscaler samples the deployment every second here
+    response = fleet.http.get(f"/v1/deployments/{deployment}/metrics", params={"window": "15m"})
+    assert response.status_code == 200, response.text
+    metrics = response.json()
+    assert metrics["window"] == "15m"
+    assert metrics["step_seconds"] == 15
+    points = metrics["points"]
+    assert sum(p["predictions"] for p in points) == 5
+    assert sum(p["succeeded"] for p in points) == 5
+    busy = [p for p in points if p["predictions"]]
+    assert all(p["predict_time"]["p50"] is not None for p in busy)
+    assert all(p["queue_wait"]["p99"] >= p["queue_wait"]["p50"] >= 0 for p in busy)
+    sampled = [p for p in points if p["instances"] is not None]
+    assert sampled
+    assert sampled[-1]["instances"] == {"idle": 1}
+    assert sampled[-1]["queue_depth"] == 0
+    instances = fleet.instances(deployment)
+    assert [(i["state"], i["release"], i["hardware"]) for i in instances] == [("idle", 1, "cpu")]
+    decisions = fleet.decisions(deployment)
+    assert all({"id", "decided_at", "current", "desired", "reason"} <= d.keys() for d in decisions)
+    # Garbage is a clear 422 naming the parameter; nothing about it changes.
+    for params, field in (({"window": "2h"}, "window"), ({"step": "0"}, "step")):
+        bad = fleet.http.get(f"/v1/deployments/{deployment}/metrics", params=params)
+        assert bad.status_code == 422, bad.text
+        assert bad.headers["content-type"] == "application/problem+json"
+        assert field in bad.text
+    bad_limit = fleet.http.get(f"/v1/deployments/{deployment}/decisions", params={"limit": "x"})
+    assert bad_limit.status_code == 422
+    # Another account sees none of it, exactly as if the deployment did not exist.
+    other = {"Authorization": f"Bearer {outsider_token(fleet)}"}
+    for path in ("instances", "metrics", "decisions"):
+        hidden = fleet.http.get(f"/v1/deployments/{deployment}/{path}", headers=other)
+        missing = fleet.http.get(f"/v1/deployments/dev/no-such-deployment/{path}")
+        assert hidden.status_code == missing.status_code == 404
     retire(fleet, deployment)

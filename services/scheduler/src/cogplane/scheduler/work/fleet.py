@@ -183,7 +183,7 @@ class Fleet:
         return m.TargetStats(
             results=[
                 m.StatsBucket(
-                    at=datetime.fromtimestamp(row["bucket"] * req.step_seconds, tz=UTC),
+                    at=datetime.fromtimestamp(int(row["bucket"]) * req.step_seconds, tz=UTC),
                     created=row["created"],
                     succeeded=row["succeeded"],
                     failed=row["failed"],
