@@ -18,8 +18,9 @@ Supported:
   fail default quote toYaml nindent trunc trimSuffix trimPrefix upper int sha256sum``.
 
 Unsupported (raises): ``with``, ``template``, ``block``, ``break``, ``continue``, ``tpl``, variable
-declarations outside ``range``, raw strings, field access on a parenthesised result, ``else`` in a
-``range``, any other function, printing a map or a list (use ``toYaml``).
+declarations outside ``range``, raw strings, field access on a parenthesised result (``(x).f``;
+``(x) .f`` is two operands, as in Go), ``else`` in a ``range``, any other function, printing a map
+or a list (use ``toYaml``).
 
 Semantics follow Helm where it matters for this chart:
 
@@ -148,7 +149,10 @@ def _tokenize(text: str, where: str) -> list[tuple[str, str]]:
             raise UnsupportedSyntax(f"{where}: cannot parse {text[pos:]!r}")
         kind = match.lastgroup
         assert kind is not None
-        tokens.append((kind, match.group(kind)))
+        token = (kind, match.group(kind))
+        if kind == "field" and match.start(kind) == pos and tokens[-1:] == [("op", ")")]:
+            token = ("chain", token[1])  # `(x).f`, unsupported; `(x) .f` is two operands, as in Go
+        tokens.append(token)
         pos = match.end()
     return tokens
 
@@ -240,7 +244,7 @@ class _ExprParser:
                 raise UnsupportedSyntax(f"{self.where}: missing ')'")
             self.pos += 1
             following = self.peek()
-            if following is not None and following[0] == "field":
+            if following is not None and following[0] == "chain":
                 raise UnsupportedSyntax(f"{self.where}: field access on a parenthesised result")
             return inner
         raise UnsupportedSyntax(f"{self.where}: unexpected {text!r}")

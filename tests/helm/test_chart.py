@@ -48,8 +48,15 @@ SERVICES = {
     "runner": ("cogplane.runner", 8705, "COGPLANE_RUNNER_PORT"),
 }
 
+# The one value the chart needs beyond values.yaml: the gateway's files signing key (without it
+# the chart fails, see test_bare_defaults_refuse_to_ship_the_development_signing_key).
+SIGNING_KEY = "test-files-signing-key-0123456789abcdef"
+REQUIRED: dict[str, Any] = {"gateway": {"filesSigningKey": {"value": SIGNING_KEY}}}
+DEFAULT_REPLICAS = {name: 2 if name == "autoscaler" else 1 for name in SERVICES}
+
 OVERRIDES: dict[str, Any] = {
-    "services": {name: {"replicas": 3} for name in SERVICES},
+    # The scheduler must stay at one replica (the chart refuses more).
+    "services": {name: {"replicas": 1 if name == "scheduler" else 3} for name in SERVICES},
     "postgresql": {
         "enabled": True,
         "existingSecret": {"name": "cogplane-db", "key": "url"},
@@ -66,10 +73,16 @@ OVERRIDES: dict[str, Any] = {
     "telemetry": {"exporter": "otlp", "otlpEndpoint": "http://otel-collector:4317"},
     "imagePullSecrets": [{"name": "registry-credentials"}],
     "image": {"tag": "1.2.3"},
+    "gateway": {
+        "filesSigningKey": {"existingSecret": {"name": "cogplane-gateway-keys", "key": "files"}}
+    },
+    "runner": {"fileOutputs": "url"},
 }
 OVERRIDES["services"]["runner"]["extraEnv"] = [{"name": "COGPLANE_RUNNER_EXTRA", "value": "1"}]
+OVERRIDE_REPLICAS = {name: OVERRIDES["services"][name]["replicas"] for name in SERVICES}
 
-CASES = {"default": {}, "override": OVERRIDES}
+# "default": values.yaml plus the required signing key; "override": most values changed.
+CASES = {"default": REQUIRED, "override": OVERRIDES}
 case_names = pytest.mark.parametrize("case", sorted(CASES))
 
 SHARED_ENV = {
@@ -143,7 +156,7 @@ def test_renders_exactly_the_expected_objects(case: str) -> None:
         "RoleBinding": 1,
     }
     if case == "default":
-        expected["Secret"] = 1  # the override uses an existing Secret
+        expected["Secret"] = 2  # database URL and signing key; the override uses existing Secrets
     else:
         expected["Ingress"] = 1
     assert kinds == expected
@@ -183,7 +196,7 @@ def test_each_container_runs_its_module_from_its_image_on_its_port(case: str) ->
         assert container["image"] == f"cogplane/{service}:{tag}"
         assert container["command"] == ["python", "-m", module]
         assert container["ports"] == [{"name": "http", "containerPort": port, "protocol": "TCP"}]
-        replicas = 3 if case == "override" else 1
+        replicas = (OVERRIDE_REPLICAS if case == "override" else DEFAULT_REPLICAS)[service]
         assert deployment["spec"]["replicas"] == replicas
 
 
@@ -246,6 +259,7 @@ def test_every_service_gets_its_environment(case: str) -> None:
             assert env["COGPLANE_TELEMETRY_EXPORTER"] == "none"
     runner = _effective_env(case, _container(_one(case, "Deployment", "cogplane-runner")))
     assert runner["COGPLANE_RUNNER_BACKEND"] == "kubernetes"
+    assert runner["COGPLANE_RUNNER_FILE_OUTPUTS"] == ("url" if case == "override" else "auto")
 
 
 @case_names
@@ -272,6 +286,7 @@ def test_external_urls_and_in_cluster_dependencies() -> None:
     bundled = render.render_chart(
         CHART,
         {
+            **REQUIRED,
             "nats": {"enabled": True},
             "postgresql": {"enabled": True, "auth": {"password": "s3cret"}},
         },
@@ -303,14 +318,132 @@ def test_chart_declares_nats_and_postgresql_as_optional_dependencies() -> None:
 
 @case_names
 def test_disruption_budgets_never_block_a_single_replica(case: str) -> None:
+    replicas = OVERRIDE_REPLICAS if case == "override" else DEFAULT_REPLICAS
     for service in SERVICES:
         spec = _one(case, "PodDisruptionBudget", f"cogplane-{service}")["spec"]
-        if case == "override":
-            assert spec["minAvailable"] == 1
-            assert "maxUnavailable" not in spec
+        if replicas[service] > 1:
+            assert spec == {"minAvailable": 1, "selector": spec["selector"]}, service
         else:
-            assert spec["maxUnavailable"] == 1
-            assert "minAvailable" not in spec
+            assert spec == {"maxUnavailable": 1, "selector": spec["selector"]}, service
+
+
+def test_the_autoscaler_runs_two_replicas_behind_a_budget_and_the_scheduler_one() -> None:
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert values["services"]["autoscaler"]["replicas"] == 2
+    assert values["services"]["scheduler"]["replicas"] == 1
+    autoscaler = _one("default", "Deployment", "cogplane-autoscaler")
+    assert autoscaler["spec"]["replicas"] == 2
+    budget = _one("default", "PodDisruptionBudget", "cogplane-autoscaler")["spec"]
+    assert budget["minAvailable"] == 1  # a node drain evicts one replica at a time
+    pods = autoscaler["spec"]["template"]["metadata"]["labels"]
+    assert budget["selector"]["matchLabels"].items() <= pods.items()
+    assert _one("default", "Deployment", "cogplane-scheduler")["spec"]["replicas"] == 1
+
+
+@pytest.mark.parametrize("replicas", [2, 3])
+def test_more_than_one_scheduler_replica_is_refused(replicas: int) -> None:
+    overrides = {**REQUIRED, "services": {"scheduler": {"replicas": replicas}}}
+    with pytest.raises(render.RenderError, match=r"services\.scheduler\.replicas must be 1"):
+        render.render_chart(CHART, overrides)
+
+
+# --- the gateway's files signing key -----------------------------------------------------------
+
+
+def _signing_key_reference(chart: Any) -> dict[str, Any]:
+    deployments = {
+        o["metadata"]["name"]: o for _, o in chart.documents() if o["kind"] == "Deployment"
+    }
+    references = {}
+    for name, deployment in deployments.items():
+        for entry in _container(deployment)["env"]:
+            if entry["name"] == "COGPLANE_GATEWAY_FILES_SIGNING_KEY":
+                references[name] = entry
+    # Only the gateway signs links; any other service having it would just widen its exposure.
+    assert list(references) == ["cogplane-api-gateway"]
+    entry = references["cogplane-api-gateway"]
+    assert set(entry) == {"name", "valueFrom"}  # never a literal value in the Pod spec
+    return dict(entry["valueFrom"]["secretKeyRef"])
+
+
+def _secrets(chart: Any) -> dict[str, dict[str, Any]]:
+    return {o["metadata"]["name"]: o for _, o in chart.documents() if o["kind"] == "Secret"}
+
+
+def test_the_signing_key_comes_from_a_value_in_the_charts_secret() -> None:
+    chart = _rendered("default")
+    reference = _signing_key_reference(chart)
+    assert reference == {"name": "cogplane-gateway", "key": "files-signing-key"}
+    secret = _secrets(chart)["cogplane-gateway"]
+    assert secret["type"] == "Opaque"
+    assert secret["stringData"] == {"files-signing-key": SIGNING_KEY}
+
+
+def test_the_signing_key_comes_from_an_existing_secret() -> None:
+    chart = _rendered("override")
+    assert _signing_key_reference(chart) == {"name": "cogplane-gateway-keys", "key": "files"}
+    assert _secrets(chart) == {}  # the chart creates no Secret of its own
+
+    # An existing Secret wins over a value, which then is not written anywhere.
+    both = render.render_chart(
+        CHART,
+        {
+            "gateway": {
+                "filesSigningKey": {"existingSecret": {"name": "keys"}, "value": "ignored-value"}
+            }
+        },
+    )
+    assert _signing_key_reference(both) == {"name": "keys", "key": "files-signing-key"}
+    assert set(_secrets(both)) == {"cogplane-database"}
+    assert "ignored-value" not in "".join(both.manifests.values())
+
+
+def test_every_gateway_replica_reads_the_same_key() -> None:
+    overrides = {**REQUIRED, "services": {"api-gateway": {"replicas": 4}}}
+    chart = render.render_chart(CHART, overrides)
+    gateway = {o["metadata"]["name"]: o for _, o in chart.documents() if o["kind"] == "Deployment"}[
+        "cogplane-api-gateway"
+    ]
+    assert gateway["spec"]["replicas"] == 4
+    # One Deployment, one Pod template, one Secret reference: the replicas cannot disagree.
+    assert _signing_key_reference(chart) == {"name": "cogplane-gateway", "key": "files-signing-key"}
+
+
+def test_changing_the_signing_key_rolls_the_pods() -> None:
+    def checksum(chart: Any) -> str:
+        for _, obj in chart.documents():
+            if obj["metadata"]["name"] == "cogplane-api-gateway" and obj["kind"] == "Deployment":
+                return str(obj["spec"]["template"]["metadata"]["annotations"]["checksum/secret"])
+        raise AssertionError("no gateway Deployment")
+
+    other = {"gateway": {"filesSigningKey": {"value": "another-files-signing-key"}}}
+    assert checksum(_rendered("default")) != checksum(render.render_chart(CHART, other))
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},  # values.yaml as it is
+        {"gateway": {"filesSigningKey": {"value": "", "existingSecret": {"name": ""}}}},
+    ],
+)
+def test_bare_defaults_refuse_to_ship_the_development_signing_key(
+    overrides: dict[str, Any],
+) -> None:
+    with pytest.raises(render.RenderError, match=r"gateway\.filesSigningKey is required") as caught:
+        render.render_chart(CHART, overrides)
+    assert "public development key" in str(caught.value)
+
+
+def test_the_published_development_key_is_refused_as_a_value() -> None:
+    gateway_config = (
+        HERE.parents[1] / "services/api-gateway/src/cogplane/gateway/config.py"
+    ).read_text()
+    development_key = "cogplane-dev-only-files-signing-key"
+    assert f'DEV_FILES_SIGNING_KEY = "{development_key}"' in gateway_config
+    overrides = {"gateway": {"filesSigningKey": {"value": development_key}}}
+    with pytest.raises(render.RenderError, match="public development key"):
+        render.render_chart(CHART, overrides)
 
 
 @case_names
@@ -361,6 +494,19 @@ def test_runner_may_manage_pods_and_no_other_service_gets_a_token(case: str) -> 
         else:
             assert "serviceAccountName" not in pod
             assert pod["automountServiceAccountToken"] is False
+
+
+@pytest.mark.parametrize("mode", ["auto", "url", "data_url"])
+def test_runner_file_outputs_reach_the_runner_only(mode: str) -> None:
+    chart = render.render_chart(CHART, {**REQUIRED, "runner": {"fileOutputs": mode}})
+    for _, obj in chart.documents():
+        if obj["kind"] != "Deployment":
+            continue
+        env = {e["name"]: e.get("value") for e in _container(obj)["env"]}
+        if obj["metadata"]["name"] == "cogplane-runner":
+            assert env["COGPLANE_RUNNER_FILE_OUTPUTS"] == mode
+        else:
+            assert "COGPLANE_RUNNER_FILE_OUTPUTS" not in env
 
 
 def test_ingress_routes_the_public_host_to_the_gateway() -> None:
@@ -424,6 +570,8 @@ def test_object_names_are_dns_labels(case: str) -> None:
 def test_notes_render(case: str) -> None:
     notes = _rendered(case).notes
     assert "cogplane-api-gateway" in notes
+    secret = "cogplane-gateway-keys" if case == "override" else "cogplane-gateway"
+    assert f"signed with the key in Secret {secret}" in notes
     assert ("port-forward" in notes) == (case == "default")
 
 
@@ -436,13 +584,18 @@ def test_notes_render(case: str) -> None:
         ({"ingress": {"enabled": True}}, "ingress.host is required"),
         ({"telemetry": {"exporter": "otlp"}}, "telemetry.otlpEndpoint is required"),
         ({"telemetry": {"exporter": "jaeger"}}, "telemetry.exporter must be one of"),
+        ({"runner": {"fileOutputs": "inline"}}, "runner.fileOutputs must be one of"),
+        (
+            {"gateway": {"filesSigningKey": {"existingSecret": {"name": "keys", "key": ""}}}},
+            "gateway.filesSigningKey.existingSecret.key is required",
+        ),
     ],
 )
 def test_missing_or_invalid_settings_fail_the_render(
     overrides: dict[str, Any], message: str
 ) -> None:
     with pytest.raises(render.RenderError, match=message):
-        render.render_chart(CHART, overrides)
+        render.render_chart(CHART, render.merge_values(REQUIRED, overrides))
 
 
 # --- the renderer itself -----------------------------------------------------------------------
@@ -506,6 +659,8 @@ def test_renderer_fails_loudly_on_unsupported_syntax(source: str) -> None:
             "true 0 b false",
         ),
         ('{{ index .m "k" "j" }}{{ index .m "none" }}', {"m": {"k": {"j": "v"}}}, "v"),
+        # A field after a parenthesised pipeline and a space is the next operand, as in Go.
+        ("{{ and (not .a) .b }} {{ or (not .b) .a }}", {"a": False, "b": "x"}, "x false"),
     ],
 )
 def test_renderer_follows_go_and_helm_semantics(source: str, data: Any, expected: str) -> None:
@@ -522,6 +677,7 @@ def test_renderer_follows_go_and_helm_semantics(source: str, data: Any, expected
         ('{{ required "need x" .x }}', {"x": ""}, "need x"),
         ('{{ include "nope" . }}', {}, "no template named"),
         ("{{ .n | upper }}", {"n": 1.0}, "expects str"),
+        ('{{ if .a }}{{ fail "boom" }}{{ end }}', {"a": True}, "fail: boom"),
     ],
 )
 def test_renderer_errors_at_render_time(source: str, data: Any, message: str) -> None:

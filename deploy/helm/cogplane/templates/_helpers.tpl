@@ -74,3 +74,20 @@ nats://{{ .Release.Name }}-nats:4222
 http://{{ include "cogplane.fullname" . }}-api-gateway.{{ .Release.Namespace }}.svc:{{ index .Values.services "api-gateway" "port" }}
 {{- end -}}
 {{- end -}}
+
+{{/* Secret holding COGPLANE_GATEWAY_FILES_SIGNING_KEY: an existing one, or the chart's own
+(secret.yaml) when a value is given. Neither: fail rather than let the gateway fall back to its
+public development key. */}}
+{{- define "cogplane.filesSigningKeySecretName" -}}
+{{- if .Values.gateway.filesSigningKey.existingSecret.name -}}
+{{ .Values.gateway.filesSigningKey.existingSecret.name }}
+{{- else if .Values.gateway.filesSigningKey.value -}}
+{{ include "cogplane.fullname" . }}-gateway
+{{- else -}}
+{{ fail "gateway.filesSigningKey is required: set gateway.filesSigningKey.existingSecret.name (a Secret holding the key under gateway.filesSigningKey.existingSecret.key) or gateway.filesSigningKey.value; without it the gateway would sign file download links with its public development key, which lets anyone forge them" }}
+{{- end -}}
+{{- end -}}
+
+{{- define "cogplane.filesSigningKeySecretKey" -}}
+{{ required "gateway.filesSigningKey.existingSecret.key is required" .Values.gateway.filesSigningKey.existingSecret.key }}
+{{- end -}}
