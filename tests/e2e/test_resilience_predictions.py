@@ -186,8 +186,8 @@ def readyz(stack: DevStack, service: str) -> bool:
 # -- tests ---------------------------------------------------------------------------------------
 
 
-def kill_while_running(stack: DevStack, version: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Start a long prediction, SIGKILL its coglet once it logs; (before the kill, the end)."""
+def kill_while_running(stack: DevStack, version: str) -> tuple[dict[str, Any], dict[str, Any], int]:
+    """Start a long prediction, SIGKILL its coglet once it logs; (before, the end, the pid)."""
     running = create(stack, version, {"seconds": 20})
     until(lambda: prediction(stack, running["id"])["status"] == "processing", 60, "processing")
     before = until(
@@ -199,27 +199,28 @@ def kill_while_running(stack: DevStack, version: str) -> tuple[dict[str, Any], d
     os.kill(pids[0], signal.SIGKILL)
     failed = finished(stack, running["id"], 15)
     assert time.monotonic() - killed_at < 10
-    return before, failed
+    return before, failed, pids[0]
 
 
 def test_sigkill_of_the_instance_fails_the_running_prediction(stack: DevStack) -> None:
     model, version = pushed(stack, "slow")
-    _before, failed = kill_while_running(stack, version)
+    _before, failed, killed = kill_while_running(stack, version)
     assert failed["status"] == "failed"
     assert "instance running this prediction stopped" in failed["error"]
     assert "SIGKILL" in failed["error"]
     assert failed["started_at"] is not None
     assert failed["completed_at"] is not None
 
-    old = coglet_pids(stack, version)
     again = client(stack).run(f"{model}:{version}", input={"seconds": 0.1})
     assert again.startswith("slept 0.1")
-    assert coglet_pids(stack, version) not in ([], old), "a new instance served it"
+    serving = coglet_pids(stack, version)
+    assert serving, "an instance serves the version again"
+    assert killed not in serving, "a new instance served it"
 
 
 def test_sigkill_keeps_the_logs_the_prediction_had_written(stack: DevStack) -> None:
     _model, version = pushed(stack, "slow")
-    before, failed = kill_while_running(stack, version)
+    before, failed, _ = kill_while_running(stack, version)
     assert "tick 0" in before["logs"]
     assert failed["status"] == "failed"
     assert failed["logs"].startswith(before["logs"])

@@ -103,6 +103,11 @@ class InvalidInput(CogplaneError):
         super().__init__(detail, title=title, extra={"invalid_fields": invalid_fields})
 
     @classmethod
+    def field(cls, name: str, description: str, kind: str = "invalid") -> InvalidInput:
+        """The problem for one invalid field."""
+        return cls([{"type": kind, "field": name, "description": description}])
+
+    @classmethod
     def of(cls, exc: ValidationError) -> InvalidInput:
         """The problem for a pydantic validation error, one invalid field per error."""
         return cls(

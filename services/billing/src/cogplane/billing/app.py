@@ -7,7 +7,6 @@ from fastapi import FastAPI
 from cogplane.billing import consumers
 from cogplane.billing.config import BillingSettings
 from cogplane.billing.models import SCHEMA
-from cogplane.common.contracts.billing import INGEST_STATUS
 from cogplane.common.db import migrations_dir
 from cogplane.common.service import ServiceSpec, create_service_app
 
@@ -16,13 +15,18 @@ SPEC = ServiceSpec(
     title="Cogplane billing",
     description=(
         "Consumes instance and prediction events durably and meters setup, idle and processing "
-        "seconds per instance and hardware SKU."
+        "time per instance and hardware SKU into an exact, deduplicated ledger; answers usage, "
+        "prediction costs and cost estimates. What is charged is a policy (data), prices are "
+        "per second per SKU."
     ),
     uses_database=True,
     schema=SCHEMA,
     migrations=migrations_dir(__file__),
     start=consumers.register,
-    handlers=[INGEST_STATUS.subject, f"consumer {consumers.CONSUMER}: {consumers.EVENTS}"],
+    handlers=[
+        *(rpc.subject for rpc in consumers.RPCS),
+        f"consumer {consumers.CONSUMER}: {consumers.EVENTS}",
+    ],
 )
 
 

@@ -7,9 +7,9 @@ from typing import Annotated
 from pydantic import Field, TypeAdapter
 
 from cogplane.common.contracts.deployments import DeploymentDeleted, DeploymentReleased
-from cogplane.common.contracts.instances import InstanceStateChanged
+from cogplane.common.contracts.instances import InstanceLost, InstanceStateChanged
 from cogplane.common.contracts.models import BuildFinished, BuildLogged, BuildRequested
-from cogplane.common.contracts.predictions import PredictionUpdated
+from cogplane.common.contracts.predictions import PredictionFinished, PredictionUpdated
 from cogplane.common.contracts.runners import RunnerHeartbeat, RunnerStopped
 from cogplane.common.contracts.webhooks import WebhookDue
 
@@ -23,7 +23,9 @@ AnyEvent = Annotated[
     | PredictionUpdated
     | WebhookDue
     | DeploymentReleased
-    | DeploymentDeleted,
+    | DeploymentDeleted
+    | InstanceLost
+    | PredictionFinished,
     Field(discriminator="type"),
 ]
 

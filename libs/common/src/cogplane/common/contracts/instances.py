@@ -24,11 +24,25 @@ PREFETCH = 1
 LIVE_STATES: frozenset[str] = frozenset({"booting", "setting_up", "idle", "processing", "draining"})
 
 
+class Ownership(Contract):
+    """Whose an instance is, for billing: facts the runner repeats in every state it reports."""
+
+    account: str | None = Field(
+        default=None,
+        description="Username of the account that owns the target: the deployment's owner, or "
+        "the model's owner for a version's pool.",
+    )
+    model: str | None = Field(default=None, description="owner/name of the model it runs.")
+    visibility: Literal["public", "private"] = "public"
+    deployment: str | None = Field(default=None, description="owner/name, for a deployment.")
+
+
 class StartInstance(Contract):
     instance_id: str
     target: str
     version: VersionSpec
     hardware: str = "cpu"
+    ownership: Ownership = Field(default_factory=Ownership)
 
 
 class StopInstance(Contract):
@@ -59,6 +73,22 @@ class InstanceStateChanged(Event):
     busy: int = 0
     reason: str | None = None
     simulated: bool = False
+    ownership: Ownership = Field(default_factory=Ownership)
+
+
+class InstanceLost(Event):
+    """The scheduler gave up on an instance whose runner stopped answering (it reports no more).
+
+    ``at`` is when it was declared lost: its last state lasted until then, by the wall clock.
+    """
+
+    subject_suffix: ClassVar[str] = "instances.lost"
+    type: Literal["instance.lost"] = "instance.lost"
+    instance_id: str
+    node_id: str
+    target: str
+    at: datetime
+    reason: str
 
 
 def runner_subject(node_id: str, rpc: Rpc[Any, Any]) -> str:

@@ -181,3 +181,27 @@ class PredictionUpdated(Event):
         default_factory=list,
         description="Output files stored so far (names in the outputs object store).",
     )
+
+
+class PredictionFinished(Event):
+    """A prediction reached its terminal state (the scheduler's record, for billing).
+
+    The event id is derived from the prediction id, so announcing it twice is one event.
+    """
+
+    subject_suffix: ClassVar[str] = "predictions.finished"
+    type: Literal["prediction.finished"] = "prediction.finished"
+    prediction_id: str
+    owner: str = Field(description="Username of the account the prediction belongs to.")
+    owner_account_id: str
+    model: str
+    version: str
+    target: str
+    deployment: str | None = None
+    instance_id: str | None = None
+    status: PredictionStatus
+    source: Source = "api"
+    created_at: datetime
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    predict_time: float | None = Field(default=None, description="Seconds Cog reported.")

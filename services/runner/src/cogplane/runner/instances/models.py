@@ -207,6 +207,7 @@ class Instance:
             busy=self.busy,
             reason=self.reason,
             simulated=self.placement.simulated,
+            ownership=self.request.ownership,
         )
 
     @property

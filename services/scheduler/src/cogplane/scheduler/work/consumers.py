@@ -49,6 +49,28 @@ RPCS = (
 )
 
 
+def finished(record: p.PredictionRecord) -> p.PredictionFinished:
+    """The durable report of a prediction's end (its id makes a second report a duplicate)."""
+    predict_time = record.metrics.get("predict_time")
+    return p.PredictionFinished(
+        id=f"finished-{record.id}",
+        prediction_id=record.id,
+        owner=record.owner,
+        owner_account_id=record.owner_account_id,
+        model=record.model,
+        version=record.version,
+        target=record.target,
+        deployment=record.deployment,
+        instance_id=record.instance_id,
+        status=record.status,
+        source=record.source,
+        created_at=record.created_at,
+        started_at=record.started_at,
+        completed_at=record.completed_at,
+        predict_time=float(predict_time) if isinstance(predict_time, int | float) else None,
+    )
+
+
 class Work:
     """The scheduler's work loops around ``WorkService``."""
 
@@ -65,13 +87,15 @@ class Work:
         return WorkService(WorkRepository(session))  # type: ignore[arg-type]
 
     async def announce(self, rows: Iterable[PredictionRow]) -> None:
-        """Tell waiters, streams and webhooks what changed (after the commit)."""
+        """Tell waiters, streams and webhooks what changed (after the commit); report endings."""
         webhooks = self.rt.extras.get("webhooks")
         for row in rows:
             record = to_record(row)
             await self.rt.bus.broadcast(p.PredictionChanged(record=record))
             if webhooks is not None:
                 webhooks.notice(record)  # never waits: sends run on their own
+            if record.status in p.TERMINAL:
+                await self.rt.bus.publish(finished(record))
 
     async def poke(self, target: str) -> None:
         """Work moved on ``target``: dispatch, and let the autoscaler look again."""

@@ -23,6 +23,8 @@ from cogplane.common.contracts.base import Empty, new_id
 from cogplane.common.contracts.instances import (
     START_INSTANCE,
     STOP_INSTANCE,
+    InstanceLost,
+    Ownership,
     StartInstance,
     StopInstance,
     runner_subject,
@@ -59,6 +61,17 @@ def limits(target: TargetRow, pool_max: int) -> tuple[int, int]:
     if target.kind == "deployment":
         return target.min_instances, target.max_instances or 0
     return 0, target.max_instances or pool_max
+
+
+def ownership_of(target: TargetRow, spec: p.VersionSpec) -> Ownership:
+    """Whose the target's instances are: the deployment's owner, or the model's."""
+    model = f"{spec.owner}/{spec.name}"
+    if target.kind == "deployment" and target.deployment:
+        owner = target.deployment.split("/", 1)[0]
+        return Ownership(
+            account=owner, model=model, visibility=spec.visibility, deployment=target.deployment
+        )
+    return Ownership(account=spec.owner, model=model, visibility=spec.visibility)
 
 
 def hardware_of(target: TargetRow) -> str:
@@ -242,8 +255,8 @@ class Fleet:
                 acts = await self._decide(session, target_id)
             if acts is None:
                 return
-            starts, stops, evict, spec = acts
-            await asyncio.gather(*(self._start(row, spec) for row in starts))
+            starts, stops, evict, spec, ownership = acts
+            await asyncio.gather(*(self._start(row, spec, ownership) for row in starts))
             await asyncio.gather(*(self._stop(row, reason) for row, reason in stops))
             if evict is not None:  # room for a pending instance: it is placed when this stops
                 await self._stop(evict, f"making room for {target_id}")
@@ -251,7 +264,13 @@ class Fleet:
     async def _decide(
         self, session: AsyncSession, target_id: str
     ) -> (
-        tuple[list[InstanceRow], list[tuple[InstanceRow, str]], InstanceRow | None, p.VersionSpec]
+        tuple[
+            list[InstanceRow],
+            list[tuple[InstanceRow, str]],
+            InstanceRow | None,
+            p.VersionSpec,
+            Ownership,
+        ]
         | None
     ):
         repo = WorkRepository(session)
@@ -338,7 +357,7 @@ class Fleet:
         evict = await self._evictable(repo, hardware, target_id) if unplaced else None
         if evict is not None:
             evict.stopping, evict.reason = True, f"making room for {target_id}"
-        return starts, stops, evict, spec
+        return starts, stops, evict, spec, ownership_of(target, spec)
 
     async def _choose_node(self, session: AsyncSession, hardware: str) -> str | None:
         """The online runner with the most room for ``hardware``, counting rows not yet sent."""
@@ -381,12 +400,15 @@ class Fleet:
         ]
         return min(candidates, key=lambda i: i.state_since, default=None)
 
-    async def _start(self, instance: InstanceRow, spec: p.VersionSpec) -> None:
+    async def _start(
+        self, instance: InstanceRow, spec: p.VersionSpec, ownership: Ownership
+    ) -> None:
         request = StartInstance(
             instance_id=instance.id,
             target=instance.target,
             version=spec,
             hardware=instance.hardware,
+            ownership=ownership,
         )
         subject = runner_subject(instance.node_id, START_INSTANCE)
         try:
@@ -432,6 +454,17 @@ class Fleet:
                 orphans += await service.lose_instance(row, reason, now)
         if lost:
             logger.warning("runners %s are silent: %d instances lost", silent, len(lost))
+        for row in lost:  # billing closes their time at this moment
+            await self.rt.bus.publish(
+                InstanceLost(
+                    id=f"lost-{row.id}",
+                    instance_id=row.id,
+                    node_id=row.node_id,
+                    target=row.target,
+                    at=now,
+                    reason=row.reason or "lost",
+                )
+            )
         await self.announce([o for o in orphans if o.status in p.TERMINAL])
         return {row.target for row in lost}
 
