@@ -35,6 +35,8 @@ V1_PATHS = {
     "/v1/deployments/{owner}/{name}/instances": {"get"},
     "/v1/deployments/{owner}/{name}/metrics": {"get"},
     "/v1/deployments/{owner}/{name}/decisions": {"get"},
+    "/v1/usage": {"get"},
+    "/v1/billing/estimate": {"get"},
 }
 
 

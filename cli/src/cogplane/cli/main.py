@@ -17,6 +17,7 @@ from cogplane.cli import config
 from cogplane.cli.client import Api, ApiError
 from cogplane.cli.devstack import DevStack, StackError
 from cogplane.cli.push import PushFailed, push
+from cogplane.cli.usage import usage_params, usage_table, usage_title, usage_total
 
 app = typer.Typer(
     help="Cogplane: run Cog models behind a Replicate-compatible API.", no_args_is_help=True
@@ -45,9 +46,11 @@ def _api(url: str | None, token: str | None) -> Api:
     return Api(credentials)
 
 
-def _call(api: Api, method: str, path: str, body: Any = None) -> Any:
+def _call(
+    api: Api, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None
+) -> Any:
     try:
-        return api.request(method, path, body)
+        return api.request(method, path, body, params=params)
     except ApiError as exc:
         err.print(f"[red]Error:[/red] {exc}")
         raise typer.Exit(1) from exc
@@ -253,6 +256,36 @@ def hardware(url: UrlOption = None, token: TokenOption = None) -> None:
     """List the hardware SKUs."""
     for item in _call(_api(url, token), "GET", "/v1/hardware"):
         out.print(f"{item['sku']:<20} {item['name']}")
+
+
+@app.command("usage")
+def usage(
+    since: Annotated[
+        str | None, typer.Option(help="ISO 8601 start (default: 30 days before --until).")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="ISO 8601 end (default: now).")] = None,
+    group_by: Annotated[
+        str | None,
+        typer.Option(
+            "--group-by", help="Comma list of day, model, deployment, hardware, kind (day)."
+        ),
+    ] = None,
+    account: Annotated[
+        str | None, typer.Option(help="An organization you belong to (default: you).")
+    ] = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show the seconds and cost charged to your account (or an organization's)."""
+    params = usage_params(since, until, group_by, account)
+    report = _call(_api(url, token), "GET", "/v1/usage", params=params)
+    if as_json:
+        out.print_json(json.dumps(report))
+        return
+    out.print(usage_title(report), soft_wrap=True)
+    out.print(usage_table(report))
+    out.print(usage_total(report), soft_wrap=True)
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ from cogplane.gateway.api import (
     monitoring,
     predictions,
     streams,
+    usage,
     webhooks,
 )
 from cogplane.gateway.auth import CallerCache
@@ -63,6 +64,7 @@ SPEC = ServiceSpec(
         deliveries.router,
         streams.router,
         webhooks.router,
+        usage.router,
     ],
     start=_start,
     handlers=[

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
@@ -9,6 +11,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from pydantic import BaseModel, Field
 
+from cogplane.common.bus import Bus
+from cogplane.common.contracts import billing as b
 from cogplane.common.contracts import models as m
 from cogplane.common.contracts import predictions as p
 from cogplane.common.errors import InvalidInput
@@ -29,6 +33,10 @@ _PREFER = re.compile(r"^\s*wait(?:=(\d+))?\s*$")
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?$")
 DEFAULT_WAIT = 60
 MIN_CANCEL_AFTER = 5.0
+# How long a GET waits for billing's costs before answering without them.
+COST_TIMEOUT = 0.3
+MAX_COST_IDS = 200  # PredictionCostQuery's bound (a page holds 100)
+logger = logging.getLogger(__name__)
 # What a prediction runs: a version, and the deployment it waits in (None: the version's pool).
 Resolver = Callable[[], Awaitable[tuple[p.VersionSpec, p.DeploymentPlacement | None]]]
 
@@ -87,6 +95,28 @@ def prediction_out(
     """
     rendered = render_prediction(record, base, stream_key=stream_key, pending=pending)
     return PredictionOut.model_validate(rendered)
+
+
+async def with_costs(bus: Bus, outs: list[PredictionOut]) -> list[PredictionOut]:
+    """``metrics.cost`` (exact US dollars) on finished predictions, asked of billing in one call.
+
+    Only when billing answers within ``COST_TIMEOUT``: on any error or delay the predictions are
+    returned as they are, so that reading predictions never depends on billing.
+    """
+    ids = [out.id for out in outs if out.status in p.TERMINAL]
+    if not ids:
+        return outs
+    query = b.PredictionCostQuery(prediction_ids=ids[:MAX_COST_IDS])
+    try:
+        call = bus.request(b.PREDICTION_COSTS, query, timeout=COST_TIMEOUT)
+        found = await asyncio.wait_for(call, COST_TIMEOUT)
+    except Exception as exc:  # any failure of billing: answer without costs
+        logger.debug("prediction costs unavailable: %s", exc)
+        return outs
+    for out in outs:
+        if out.id in found.costs:
+            out.metrics["cost"] = found.costs[out.id]
+    return outs
 
 
 def parse_prefer(value: str | None) -> int | None:
@@ -289,8 +319,9 @@ async def list_predictions(
         }
     )
     page = await bus.request(p.LIST_PREDICTIONS, query)
+    results = [prediction_out(r, base, stream_key=stream_key) for r in page.results]
     return PredictionPage(
-        results=[prediction_out(r, base, stream_key=stream_key) for r in page.results],
+        results=await with_costs(bus, results),
         next=page_url(request, base, page.next_cursor),
         previous=None,
     )
@@ -300,9 +331,10 @@ async def list_predictions(
 async def get_prediction(
     prediction_id: str, viewer: CurrentViewer, bus: BusDep, base: PublicBase, key: StreamKeyDep
 ) -> PredictionOut:
-    """One of your predictions."""
+    """One of your predictions; a finished one carries ``metrics.cost`` when billing knows it."""
     ref = p.PredictionRef(viewer=viewer, prediction_id=prediction_id)
-    return prediction_out(await bus.request(p.GET_PREDICTION, ref), base, stream_key=key)
+    out = prediction_out(await bus.request(p.GET_PREDICTION, ref), base, stream_key=key)
+    return (await with_costs(bus, [out]))[0]
 
 
 @router.post("/predictions/{prediction_id}/cancel", response_model=PredictionOut)
