@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 
 from cogplane.cli.devstack import DEFAULT_PORTS, DevStack
 from cogplane.common.embedded import free_port
+from cogplane.common.testing.metering import check_metering
 
 PUSH_MAX_BYTES = 2_000_000
 
@@ -41,8 +43,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory, spans_file: Path) -> Iterato
         },
     )
     platform.start()
-    yield platform
-    platform.stop()
+    try:
+        yield platform
+        # Every instance these tests ran is metered exactly (see cogplane.common.testing).
+        checked = asyncio.run(check_metering(platform.nats.url))
+        assert any(u.ended for u in checked), "no instance ended: the check checked nothing"
+    finally:
+        platform.stop()
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ killed. The scale-down delay is short here (``IDLE``) so that every test sees it
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import threading
@@ -25,6 +26,7 @@ from typer.testing import CliRunner
 from cogplane.cli.devstack import DEFAULT_PORTS, DevStack
 from cogplane.cli.main import app
 from cogplane.common.embedded import free_port
+from cogplane.common.testing.metering import check_metering
 
 pytestmark = pytest.mark.e2e
 IDLE = 4.0
@@ -141,6 +143,9 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
             url = f"http://127.0.0.1:{ports[extra]}"
             until(lambda url=url: ready(url), 60, f"{extra} ready")  # type: ignore[misc]
         yield Fleet(stack, ports)
+        # Every instance here, killed and lost ones included, is metered exactly.
+        checked = asyncio.run(check_metering(stack.nats.url))
+        assert sum(1 for u in checked if u.ended) >= 10
     finally:
         stack.stop()
 
