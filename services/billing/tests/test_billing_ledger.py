@@ -377,3 +377,26 @@ async def test_garbage_queries_are_clear_errors(bus: Bus, billing: None) -> None
         with pytest.raises(CogplaneError) as caught:
             await call
         assert caught.value.status == 422
+
+
+async def test_usage_includes_the_time_of_instances_still_online(bus: Bus, billing: None) -> None:
+    account = f"acct-{uuid.uuid4().hex[:6]}"
+    life = Life(account=account).then("booting", 0).then("idle", 1000)
+    await publish(bus, life.events)
+    await eventually(lambda: instance_usage(bus, life.id), timeout=10)
+
+    async def both() -> b.UsageReport | None:
+        report = await usage(bus, account, "kind")
+        return report if len(report.lines) == 2 else None
+
+    report = await eventually(both, timeout=10)
+    # Idle from its last report to the end of the window asked (it is still online).
+    window_end = T0 + timedelta(days=5)
+    idle_ms = round((window_end - life.events[-1].at).total_seconds() * 1000)
+    assert [(x.kind, x.seconds) for x in report.lines] == [
+        ("idle", str(Decimal(idle_ms) / 1000)),
+        ("setup", "1"),
+    ]
+    by_day = await usage(bus, account, "day")
+    assert len(by_day.lines) == 6  # T0's day and the five after it, split at midnight
+    assert by_day.total_seconds == report.total_seconds

@@ -32,6 +32,7 @@ from cogplane.billing.rules import (
 from cogplane.common.contracts.billing import GroupBy, InstanceUsage
 from cogplane.common.contracts.instances import InstanceLost, InstanceStateChanged
 from cogplane.common.contracts.predictions import PredictionFinished
+from cogplane.common.db import utcnow
 
 ENDED = ("stopped", "failed")
 
@@ -254,7 +255,56 @@ class Ledger:
             .group_by(*keys)
             .order_by(*keys)
         )
-        return [dict(row._mapping) for row in (await self.session.execute(query)).all()]
+        lines = [dict(row._mapping) for row in (await self.session.execute(query)).all()]
+        return _merge(lines, await self._online(account, since, until), group_by)
+
+    async def _online(
+        self, account: str, since: datetime, until: datetime, now: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """The time of ``account``'s instances still online, from their last report until now.
+
+        Not yet in the ledger (an entry is written when the next state arrives), so a
+        warm instance's idle hours show in usage as they pass, then as ledger entries.
+        """
+        now = min(now or utcnow(), until)
+        last = (
+            select(TransitionRow.instance_id, func.max(TransitionRow.seq).label("seq"))
+            .group_by(TransitionRow.instance_id)
+            .subquery()
+        )
+        query = (
+            select(BilledInstanceRow, TransitionRow)
+            .join(last, last.c.instance_id == BilledInstanceRow.instance_id)
+            .join(
+                TransitionRow,
+                (TransitionRow.instance_id == last.c.instance_id)
+                & (TransitionRow.seq == last.c.seq),
+            )
+            .where(BilledInstanceRow.account == account, BilledInstanceRow.end_seq.is_(None))
+        )
+        parts = []
+        for instance, transition in (await self.session.execute(query)).all():
+            kind = part_kind(transition.state, transition.busy)
+            rule = self.policy.rule(_klass(instance.klass))
+            if kind is None or kind not in rule.instance_time or transition.at >= now:
+                continue
+            price = self.price(instance.hardware)
+            elapsed = round((now - transition.at).total_seconds() * 1000)
+            for part in split_by_day(transition.at, elapsed):
+                if not since <= part.started_at < until:
+                    continue
+                parts.append(
+                    {
+                        "day": part.day.strftime("%Y-%m-%d"),
+                        "model": instance.model,
+                        "deployment": instance.deployment,
+                        "hardware": instance.hardware,
+                        "kind": kind,
+                        "milliseconds": part.milliseconds,
+                        "cost": cost(price, part.milliseconds),
+                    }
+                )
+        return parts
 
     async def instances(
         self, instance_ids: Sequence[str] | None, only_gaps: bool
@@ -322,6 +372,23 @@ class Ledger:
                 )
             )
         return results
+
+
+def _merge(
+    lines: list[dict[str, Any]], extra: list[dict[str, Any]], group_by: Sequence[GroupBy]
+) -> list[dict[str, Any]]:
+    """Add ``extra`` parts into the grouped ``lines`` (same keys), sorted like SQL's lines."""
+    merged: dict[tuple[Any, ...], dict[str, Any]] = {
+        tuple(line[k] for k in group_by): dict(line) for line in lines
+    }
+    for part in extra:
+        key = tuple(part[k] for k in group_by)
+        line = merged.setdefault(
+            key, {**dict(zip(group_by, key, strict=True)), "milliseconds": 0, "cost": Decimal(0)}
+        )
+        line["milliseconds"] = int(line["milliseconds"]) + part["milliseconds"]
+        line["cost"] = Decimal(line["cost"]) + part["cost"]
+    return [merged[k] for k in sorted(merged, key=lambda k: tuple((v is None, v or "") for v in k))]
 
 
 def _klass(klass: str) -> InstanceClass:
