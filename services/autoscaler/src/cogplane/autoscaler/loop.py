@@ -57,11 +57,18 @@ class Autoscaler:
         self._sampled: dict[str, datetime] = {}
         self._next_due: float | None = None
         self.owned: set[str] = set()
+        self._saturated: set[str] = set()  # at their maximum at the last round
         self.ticks = 0
 
     def on_change(self, notice: TargetChanged) -> None:
-        """Work moved on a target: decide soon (ticks are coalesced, see ``run``)."""
-        self._wake.set()
+        """Work moved on a target: decide soon (ticks are coalesced, see ``run``).
+
+        A target already at its maximum cannot grow, and work arriving never shrinks it: its
+        notices wait for the regular tick, so that a busy target does not spend on scaling
+        rounds the CPU its predictions need.
+        """
+        if notice.target not in self._saturated:
+            self._wake.set()
 
     async def run(self) -> None:
         last = 0.0
@@ -93,6 +100,7 @@ class Autoscaler:
         made: list[tuple[TargetState, Decision]] = []
         rows: list[DecisionRow | SampleRow] = []
         due: datetime | None = None
+        saturated = set()
         for state in states.results:
             if state.target not in self.owned:
                 self._history.pop(state.target, None)
@@ -105,6 +113,8 @@ class Autoscaler:
             current = sum(
                 1 for i in state.instances if i.state in ACTIVE and i.release == state.release
             )
+            if decision.desired >= state.max_instances and current >= state.max_instances:
+                saturated.add(state.target)
             if decision.desired == state.desired and decision.desired == current:
                 continue
             await self.rt.bus.request(
@@ -126,6 +136,7 @@ class Autoscaler:
         if rows:
             async with self.rt.require_db().unit_of_work() as session:
                 await DecisionRepository(session).add_all(rows)
+        self._saturated = saturated
         self._next_due = (
             time.monotonic() + max(0.0, (due - utcnow()).total_seconds()) if due else None
         )
