@@ -8,7 +8,7 @@ TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 RUN := $(UV) run --frozen
 
-.PHONY: help install dev stop test test-fast lint fmt bench clean
+.PHONY: help install browser dev stop test test-fast lint fmt bench clean
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -26,7 +26,18 @@ dev: install ## Start the whole platform locally (Ctrl-C stops it)
 stop: install ## Stop a running `make dev`
 	$(RUN) cogplane stop
 
-test: install ## Run unit, integration and end-to-end tests (real PostgreSQL, NATS, Cog)
+# Browser tests drive Debian's Chromium (installed here when missing).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+$(CHROMIUM):
+	@command -v apt-get >/dev/null || { echo "The browser tests need Debian's chromium package (apt-get)."; exit 1; }
+	$(SUDO) apt-get update -qq
+	$(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
+
+browser: $(CHROMIUM) ## Install Debian's Chromium for the browser tests
+
+test: install $(CHROMIUM) ## Run unit, integration, end-to-end and browser tests (real PostgreSQL, NATS, Cog, Chromium)
 	$(RUN) pytest
 
 test-fast: install ## Run the tests that do not start the whole platform

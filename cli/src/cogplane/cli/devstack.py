@@ -118,6 +118,7 @@ class DevStack:
                 "COGPLANE_SCHEDULER_PUBLIC_URL": self.gateway_url,
                 "COGPLANE_MIGRATE_ON_START": "true",
                 "COGPLANE_REGISTRY_ALLOW_DEV_BOOTSTRAP": "true",
+                "COGPLANE_GATEWAY_DEV_SIGN_IN": "true",
                 "COGPLANE_RUNNER_DATA_DIR": str(self.root / "runner"),
                 "PYTHONUNBUFFERED": "1",
             }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from cogplane.common.contracts.accounts import AccountsChanged
 from cogplane.common.contracts.base import BROADCAST_PREFIX
@@ -27,11 +28,20 @@ from cogplane.gateway.auth import CallerCache
 from cogplane.gateway.config import GatewaySettings
 from cogplane.gateway.versions import VersionCache
 from cogplane.gateway.waiters import Waiters
+from cogplane.gateway.web import errors as web_errors
+from cogplane.gateway.web.pages import base as web_base
+from cogplane.gateway.web.pages import models as web_models
+from cogplane.gateway.web.render import STATIC
+from cogplane.gateway.web.session import SessionCodec
+
+# Paths of the web app's forms (everything but the API, downloads and the service endpoints).
+WEB_FORM_PATHS = r"/(?!v1/|v1$|deliveries/|static/).*"
 
 
 async def _start(rt: Runtime) -> None:
     settings = rt.settings
     assert isinstance(settings, GatewaySettings)
+    rt.extras["sessions"] = SessionCodec(settings.files_signing_key)
     cache = CallerCache(settings.auth_cache_ttl.total_seconds(), settings.auth_cache_size)
     rt.extras["callers"] = cache
     rt.bus.on_connection_lost(cache.clear)
@@ -65,6 +75,8 @@ SPEC = ServiceSpec(
         streams.router,
         webhooks.router,
         usage.router,
+        web_base.router,
+        web_models.router,
     ],
     start=_start,
     handlers=[
@@ -81,5 +93,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     upload = BodyRule(
         files.UPLOAD_PATH, files.upload_body_limit(settings), files.UPLOAD_TYPES, json=False
     )
+    # Web pages take their forms as url-encoded bodies (and JSON like the rest).
+    forms = BodyRule(WEB_FORM_PATHS, 64 * 1024, ("application/x-www-form-urlencoded",))
     files.warn_about_dev_key(settings)
-    return create_service_app(replace(SPEC, body_rules=[push, upload]), settings)
+    app = create_service_app(replace(SPEC, body_rules=[push, upload, forms]), settings)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    web_errors.install(app)
+    return app

@@ -38,6 +38,13 @@ class GatewaySettings(ServiceSettings):
     push_max_bytes: int = Field(
         default=500 * 1024 * 1024, ge=1, description="Largest pushed project archive, in bytes."
     )
+    dev_sign_in: bool = Field(
+        default=False,
+        description=(
+            "Development only: the web app's sign-in page offers one-click sign-in as the "
+            "development user (`cogplane dev` turns it on; needs the registry's dev bootstrap)."
+        ),
+    )
     public_url: str = Field(
         default="",
         description=(

@@ -9,9 +9,10 @@ from fastapi import Depends, Request
 from cogplane.common.bus import Bus
 from cogplane.common.contracts.accounts import VERIFY_TOKEN, Caller, VerifyToken
 from cogplane.common.contracts.models import Viewer
-from cogplane.common.errors import Unauthenticated
+from cogplane.common.errors import Forbidden, Unauthenticated
 from cogplane.common.service import Runtime
 from cogplane.gateway.auth import CallerCache
+from cogplane.gateway.web.session import COOKIE, CSRF_HEADER, UNSAFE_METHODS, SessionCodec
 
 NO_TOKEN = "You did not pass an authentication token"  # noqa: S105 - a message
 BAD_TOKEN = "You did not pass a valid authentication token"  # noqa: S105 - a message
@@ -40,9 +41,35 @@ def bearer_token(request: Request) -> str:
     return token.strip()
 
 
+def request_token(request: Request) -> str:
+    """The caller's token: the Authorization header, else a browser session's (web app).
+
+    With a session, a request that changes something must carry the session's CSRF token in
+    ``X-CSRF-Token`` (the web app's scripts do), so other sites cannot act for the user.
+    """
+    cookie = request.cookies.get(COOKIE)
+    if request.headers.get("authorization") is not None or cookie is None:
+        return bearer_token(request)
+    runtime: Runtime = request.app.state.runtime
+    codec: SessionCodec = runtime.extras["sessions"]
+    session = codec.decode(cookie)
+    if session is None:
+        raise Unauthenticated("Your session has expired; sign in again")
+    if request.method in UNSAFE_METHODS and not codec.csrf_valid(
+        cookie, request.headers.get(CSRF_HEADER)
+    ):
+        raise Forbidden("Missing or invalid CSRF token (X-CSRF-Token)")
+    return session.token
+
+
 async def current_caller(request: Request, bus: BusDep) -> Caller:
     """The verified caller of this request (from the cache when recently verified)."""
-    token = bearer_token(request)
+    token = request_token(request)
+    return await verify(request, bus, token)
+
+
+async def verify(request: Request, bus: Bus, token: str) -> Caller:
+    """The caller a token belongs to (401 when it is not a valid token)."""
     if len(token) > 200 or not token.isascii():
         raise Unauthenticated(BAD_TOKEN)
     runtime: Runtime = request.app.state.runtime
