@@ -29,6 +29,7 @@ from cogplane.gateway.config import GatewaySettings
 from cogplane.gateway.versions import VersionCache
 from cogplane.gateway.waiters import Waiters
 from cogplane.gateway.web import errors as web_errors
+from cogplane.gateway.web.pages import account as web_account
 from cogplane.gateway.web.pages import base as web_base
 from cogplane.gateway.web.pages import models as web_models
 from cogplane.gateway.web.render import STATIC
@@ -77,6 +78,7 @@ SPEC = ServiceSpec(
         usage.router,
         web_base.router,
         web_models.router,
+        web_account.router,
     ],
     start=_start,
     handlers=[
