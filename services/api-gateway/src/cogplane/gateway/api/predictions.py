@@ -27,6 +27,7 @@ from cogplane.gateway.file_inputs import rewrite_file_inputs
 from cogplane.gateway.validation import validate_input
 from cogplane.gateway.versions import VersionCache
 from cogplane.gateway.waiters import Waiters
+from cogplane.gateway.web.session import COOKIE
 
 router = APIRouter(prefix="/v1", tags=["predictions"])
 _PREFER = re.compile(r"^\s*wait(?:=(\d+))?\s*$")
@@ -199,6 +200,7 @@ async def create(
         cancel_after_seconds=deadline,
         streaming=_streams(spec.openapi_schema),
         deployment=placement,
+        source=_source(request),
     )
     record = await bus.request(p.SUBMIT_PREDICTION, submit)
     response.status_code = status.HTTP_201_CREATED
@@ -235,6 +237,12 @@ def version_spec(resolved: m.ResolvedVersion) -> p.VersionSpec:
         source_digest=version.source_digest,
         openapi_schema=version.openapi_schema,
     )
+
+
+def _source(request: Request) -> p.Source:
+    """``web`` for predictions the web app makes (a browser session, no token), else ``api``."""
+    from_session = COOKIE in request.cookies and request.headers.get("authorization") is None
+    return "web" if from_session else "api"
 
 
 def _streams(openapi: dict[str, Any]) -> bool:
