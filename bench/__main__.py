@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from bench import predictions, scaling
+from bench import predictions, scaling, web
 from cogplane.cli.devstack import DEFAULT_PORTS, DevStack
 from cogplane.common import archive
 from cogplane.common.bus import Bus
@@ -167,6 +167,7 @@ def main() -> None:
         finally:
             stack.stop()
     scaling.main()  # a platform of its own, with a short scale-down delay
+    web.main()  # web pages' server time with realistic data, on a platform of its own
 
 
 main()
