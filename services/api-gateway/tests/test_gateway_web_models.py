@@ -528,6 +528,18 @@ def test_snippets_are_runnable_code_for_the_inputs() -> None:
     assert "client.stream(" in streamed
 
 
+def test_deployment_snippets_call_the_deployments_endpoint() -> None:
+    found = {
+        s.key: s.code for s in api_snippets("https://c.example", "o/dep", {"a": 1}, deployment=True)
+    }
+    compile(found["python"], "snippet", "exec")
+    assert 'client.deployments.get("o/dep")' in found["python"]
+    assert 'replicate.deployments.predictions.create(\n  "o",\n  "dep",' in found["node"]
+    assert "https://c.example/v1/deployments/o/dep/predictions" in found["curl"]
+    assert '\'{"input": {"a": 1}}\'' in found["curl"]
+    assert found["http"].startswith("POST /v1/deployments/o/dep/predictions HTTP/1.1")
+
+
 def test_example_inputs_fill_required_ones_and_keep_defaults() -> None:
     found = example_input(input_fields(form_schema()))
     assert found == {

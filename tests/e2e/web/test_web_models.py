@@ -1,11 +1,13 @@
 """The models pages in Chromium: create a model, push a version to it, the generated form's
-errors, and code from the API tab run with Replicate's official Python client."""
+errors, and code from the API tab run with Replicate's official Python and Node clients."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import uuid
@@ -24,6 +26,7 @@ pytestmark = pytest.mark.e2e
 Shoot = Callable[[Page, str], Coroutine[Any, Any, Path]]
 EXAMPLES = Path(__file__).parents[3] / "examples"
 SLOW = 180_000  # ms: a first build, or a first instance, takes a while
+NODE_CLIENT = "1.4.0"  # the version tests/e2e/test_node_client.py checks
 
 
 def cli(stack: DevStack, *args: str) -> str:
@@ -173,3 +176,33 @@ async def test_copy_the_python_snippet_and_run_it_with_the_official_client(
     await page.get_by_role("link", name="API code for these inputs").click()
     await expect(page.locator("#snippet-python")).to_contain_text('"name": "snippet"')
     await expect(page.locator("#snippet-curl")).to_contain_text('"input": {"name": "snippet"}')
+
+
+@pytest.mark.skipif(shutil.which("node") is None or shutil.which("npm") is None, reason="no Node")
+async def test_the_nodejs_snippet_runs_with_the_official_client(
+    signed_in: Page, stack: DevStack, tmp_path: Path
+) -> None:
+    page = signed_in
+    model = await new_model(stack, "hello")
+    (tmp_path / "package.json").write_text(json.dumps({"type": "module", "private": True}))
+    install = ["npm", "install", "--silent", "--no-audit", "--no-fund", f"replicate@{NODE_CLIENT}"]
+    await asyncio.to_thread(subprocess.run, install, cwd=tmp_path, check=True, timeout=300)
+    await page.goto(f"/models/{model}/api")
+    code = await page.locator("#snippet-node").text_content()
+    assert code is not None
+    (tmp_path / "snippet.mjs").write_text(code)
+    assert stack.token is not None
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REPLICATE_")}
+    env["REPLICATE_API_TOKEN"] = stack.token
+    ran = await asyncio.to_thread(
+        subprocess.run,
+        ["node", "snippet.mjs"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip() == "Hello, world!"

@@ -56,6 +56,33 @@ class Predictor(BaseRunner):
         out.write_bytes(png(size))
         return out
 '''
+AUDIO_PREDICTOR = '''
+"""Writes a short tone as a WAV file with the standard library only."""
+
+import math
+import struct
+import tempfile
+import wave
+
+from cog import BaseModel, BaseRunner, Input, Path
+
+
+class Output(BaseModel):
+    sound: Path
+    details: dict
+
+
+class Predictor(BaseRunner):
+    def run(self, hertz: int = Input(description="Pitch", default=440, ge=50, le=2000)) -> Output:
+        out = Path(tempfile.mkdtemp()) / "tone.wav"
+        with wave.open(str(out), "wb") as sound:
+            sound.setnchannels(1)
+            sound.setsampwidth(2)
+            sound.setframerate(8000)
+            frames = (int(9000 * math.sin(2 * math.pi * hertz * i / 8000)) for i in range(2400))
+            sound.writeframes(b"".join(struct.pack("<h", f) for f in frames))
+        return Output(sound=out, details={"hertz": hertz, "note": "<b>tone</b>"})
+'''
 COG_YAML = 'build:\n  python_version: "3.11"\npredict: "predict.py:Predictor"\n'
 
 
@@ -81,13 +108,22 @@ async def pushed(stack: DevStack, project: Path) -> str:
     return _pushed[key]
 
 
+def project(root: Path, name: str, predictor: str) -> Path:
+    found = root / name
+    found.mkdir()
+    (found / "cog.yaml").write_text(COG_YAML)
+    (found / "predict.py").write_text(predictor)
+    return found
+
+
 @pytest.fixture(scope="module")
-def image_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    project = tmp_path_factory.mktemp("projects") / "image"
-    project.mkdir()
-    (project / "cog.yaml").write_text(COG_YAML)
-    (project / "predict.py").write_text(IMAGE_PREDICTOR)
-    return project
+def projects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny models written here: one draws a PNG, one writes a WAV and some JSON."""
+    root = tmp_path_factory.mktemp("projects")
+    return {
+        "image": project(root, "image", IMAGE_PREDICTOR),
+        "audio": project(root, "audio", AUDIO_PREDICTOR),
+    }
 
 
 async def run_form(page: Page, model: str) -> None:
@@ -171,10 +207,10 @@ async def test_a_streaming_model_streams_in_without_layout_shift(
 
 
 async def test_an_image_output_is_shown_as_an_image(
-    signed_in: Page, stack: DevStack, shoot: Shoot, image_project: Path
+    signed_in: Page, stack: DevStack, shoot: Shoot, projects: dict[str, Path]
 ) -> None:
     page = signed_in
-    model = await pushed(stack, image_project)
+    model = await pushed(stack, projects["image"])
     await run_form(page, model)
     await page.get_by_label("Size", exact=True).fill("24")
     await page.get_by_role("button", name="Run", exact=True).click()
@@ -185,6 +221,30 @@ async def test_an_image_output_is_shown_as_an_image(
     assert await image.evaluate("(img) => img.naturalWidth") == 24
     await expect(page.get_by_role("link", name=re.compile("Download output"))).to_be_visible()
     await shoot(page, "model-run-image")
+
+
+async def test_an_object_output_shows_audio_and_json(
+    signed_in: Page, stack: DevStack, shoot: Shoot, projects: dict[str, Path]
+) -> None:
+    page = signed_in
+    model = await pushed(stack, projects["audio"])
+    await run_form(page, model)
+    await page.get_by_role("button", name="Run", exact=True).click()
+    await finished(page)
+    output = page.locator("#output")
+    await expect(output.locator("dt")).to_have_text(["sound", "details"])
+    audio = page.get_by_label("Output audio")
+    assert (await audio.get_attribute("src") or "").startswith("data:audio/")
+    duration = await audio.evaluate(
+        """(a) => a.readyState >= 1 ? a.duration : new Promise((done) =>
+            a.addEventListener("loadedmetadata", () => done(a.duration)))"""
+    )
+    assert abs(duration - 0.3) < 0.01
+    details = output.locator(".output-json")
+    await expect(details).to_contain_text('"hertz": 440')
+    await expect(details).to_contain_text('"note": "<b>tone</b>"')
+    await expect(output.locator("b")).to_have_count(0)
+    await shoot(page, "model-run-audio")
 
 
 async def test_a_file_input_is_uploaded_and_the_file_output_downloadable(

@@ -436,49 +436,91 @@ class Snippet:
     code: str
 
 
-def api_snippets(
-    base: str, ref: str, inputs: dict[str, Any], streaming: bool = False
-) -> list[Snippet]:
-    """Code that runs ``ref`` (``owner/name:version``) with ``inputs`` on this platform."""
-    host = urlsplit(base).netloc or base
-    body = {"version": ref.split(":", 1)[-1], "input": inputs}
-    pretty = json.dumps(body, indent=2)
-    js_input = json.dumps(inputs, indent=2).replace("\n", "\n  ")
-    env = f"export REPLICATE_API_TOKEN=<your API token>\nexport REPLICATE_BASE_URL={base}"
+PY_CLIENT = (
+    "import os\n\nimport replicate\n\n"
+    "client = replicate.Client(\n"
+    '    api_token=os.environ["REPLICATE_API_TOKEN"],\n'
+    "    base_url={base},\n)\n"
+)
+NODE_CLIENT = (
+    'import Replicate from "replicate";\n\n'
+    "const replicate = new Replicate({{\n"
+    "  auth: process.env.REPLICATE_API_TOKEN,\n"
+    "  baseUrl: {base},\n}});\n"
+)
+
+
+def _python(base: str, ref: str, inputs: dict[str, Any], streaming: bool, deployment: bool) -> str:
+    code = PY_CLIENT.format(base=json.dumps(base))
+    given = f"input={py_literal(inputs, 4)},"
+    if deployment:
+        return code + (
+            f"deployment = client.deployments.get({json.dumps(ref)})\n"
+            f"prediction = deployment.predictions.create(\n    {given}\n)\n"
+            "prediction.wait()\nprint(prediction.output)\n"
+        )
     call = "stream" if streaming else "run"
     show = 'for event in output:\n    print(str(event), end="")' if streaming else "print(output)"
-    python = (
-        "import os\n\nimport replicate\n\n"
-        "client = replicate.Client(\n"
-        '    api_token=os.environ["REPLICATE_API_TOKEN"],\n'
-        f"    base_url={json.dumps(base)},\n)\n"
-        f"output = client.{call}(\n    {json.dumps(ref)},\n"
-        f"    input={py_literal(inputs, 4)},\n)\n{show}\n"
+    return code + f"output = client.{call}(\n    {json.dumps(ref)},\n    {given}\n)\n{show}\n"
+
+
+def _node(base: str, ref: str, inputs: dict[str, Any], deployment: bool) -> str:
+    code = NODE_CLIENT.format(base=json.dumps(base + "/v1"))
+    given = "{\n  input: " + json.dumps(inputs, indent=2).replace("\n", "\n  ") + ",\n}"
+    if deployment:
+        owner, _, name = ref.partition("/")
+        return code + (
+            "let prediction = await replicate.deployments.predictions.create(\n"
+            f"  {json.dumps(owner)},\n  {json.dumps(name)},\n  "
+            + given.replace("\n", "\n  ")
+            + "\n);\nprediction = await replicate.wait(prediction);\n"
+            "console.log(prediction.output);\n"
+        )
+    return (
+        code
+        + f"const output = await replicate.run({json.dumps(ref)}, {given});\n"
+        + ("console.log(output);\n")
     )
-    node = (
-        'import Replicate from "replicate";\n\n'
-        "const replicate = new Replicate({\n"
-        "  auth: process.env.REPLICATE_API_TOKEN,\n"
-        f"  baseUrl: {json.dumps(base + '/v1')},\n}});\n"
-        f"const output = await replicate.run({json.dumps(ref)}, {{\n  input: {js_input},\n}});\n"
-        "console.log(output);\n"
-    )
+
+
+def api_snippets(
+    base: str,
+    ref: str,
+    inputs: dict[str, Any],
+    streaming: bool = False,
+    *,
+    deployment: bool = False,
+) -> list[Snippet]:
+    """Code that runs ``ref`` with ``inputs`` on this platform.
+
+    ``ref`` is a version (``owner/name:version``), or with ``deployment`` a deployment
+    (``owner/name``), whose endpoint the code then calls.
+    """
+    host = urlsplit(base).netloc or base
+    body: dict[str, Any] = {"input": inputs}
+    path = f"/v1/deployments/{ref}/predictions"
+    if not deployment:
+        path, body = "/v1/predictions", {"version": ref.split(":", 1)[-1], "input": inputs}
+    env = f"export REPLICATE_API_TOKEN=<your API token>\nexport REPLICATE_BASE_URL={base}"
     curl = (
         "curl -s -X POST \\\n"
         '  -H "Authorization: Bearer $REPLICATE_API_TOKEN" \\\n'
         '  -H "Content-Type: application/json" \\\n'
         '  -H "Prefer: wait" \\\n'
         f"  -d {shell_quote(json.dumps(body))} \\\n"
-        f"  {base}/v1/predictions\n"
+        f"  {base}{path}\n"
     )
     http = (
-        f"POST /v1/predictions HTTP/1.1\nHost: {host}\n"
+        f"POST {path} HTTP/1.1\nHost: {host}\n"
         "Authorization: Bearer <your API token>\nContent-Type: application/json\n"
-        f"Prefer: wait\n\n{pretty}\n"
+        f"Prefer: wait\n\n{json.dumps(body, indent=2)}\n"
     )
+    python = _python(base, ref, inputs, streaming, deployment)
     return [
         Snippet("python", "Python", "pip install replicate\n" + env, python),
-        Snippet("node", "Node.js", "npm install replicate\n" + env, node),
+        Snippet(
+            "node", "Node.js", "npm install replicate\n" + env, _node(base, ref, inputs, deployment)
+        ),
         Snippet("curl", "cURL", env, curl),
         Snippet("http", "HTTP", "", http),
     ]

@@ -39,7 +39,9 @@ const CogplanePredictions = (() => {
 
   function fileName(url, index) {
     if (url.startsWith("data:")) {
-      const ext = EXTENSIONS[mimeOf(url)] || "bin";
+      const mime = mimeOf(url);
+      const subtype = (mime.split("/")[1] || "").replace(/^x-/, "");
+      const ext = EXTENSIONS[mime] || (/^[a-z0-9]{1,5}$/.test(subtype) ? subtype : "bin");
       return `output${index ? "-" + index : ""}.${ext}`;
     }
     try {
