@@ -230,7 +230,8 @@ UNKNOWN_ROUTES = [
     ("GET", "/v1/organizations/{org}"),
     ("DELETE", "/v1/organizations/{org}"),
     ("POST", "/v1/trainings"),
-    ("GET", "/"),
+    ("GET", "/v1"),  # "/" is the web app's home now
+    ("GET", "/no-such-page"),
 ]
 
 

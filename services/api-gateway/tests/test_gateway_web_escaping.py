@@ -208,7 +208,11 @@ class Browser:
         self.csrf = ""
 
     async def sign_in(self) -> None:
-        signed = await self.http.post("/login", data={"token": self.token}, headers=HTML)
+        shown = await self.http.get("/login", headers=HTML)
+        nonce = re.search(r'name="nonce" value="([^"]+)"', shown.text)
+        assert nonce is not None  # the sign-in form's guard against login CSRF
+        data = {"token": self.token, "nonce": nonce.group(1)}
+        signed = await self.http.post("/login", data=data, headers=HTML)
         assert signed.status_code == 303, signed.text
         await self.get("/account")
         assert self.csrf

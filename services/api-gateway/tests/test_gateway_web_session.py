@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import re
+from collections.abc import Awaitable, Callable, Iterator
 
 import httpx
+import pytest
 from pydantic import SecretStr
 
 from cogplane.common.contracts.accounts import Caller
@@ -14,6 +16,22 @@ from cogplane.gateway.web.session import COOKIE, SessionCodec
 NewActor = Callable[[], Awaitable[tuple[str, Caller]]]
 
 HTML = {"Accept": "text/html"}
+
+
+@pytest.fixture(autouse=True)
+def no_cookies_left(gateway: httpx.AsyncClient) -> Iterator[None]:
+    """The gateway client is shared by every test: no session may leak into the others."""
+    gateway.cookies.clear()
+    yield
+    gateway.cookies.clear()
+
+
+async def sign_in_form(gateway: httpx.AsyncClient) -> str:
+    """Open the sign-in page as a browser does; the nonce its form carries."""
+    shown = await gateway.get("/login", headers=HTML)
+    match = re.search(r'name="nonce" value="([^"]+)"', shown.text)
+    assert match is not None
+    return match.group(1)
 
 
 def cookie_of(response: httpx.Response) -> str:
@@ -28,11 +46,13 @@ async def test_sign_in_page_and_wrong_tokens(gateway: httpx.AsyncClient) -> None
     assert shown.status_code == 200
     assert 'name="token"' in shown.text
     assert shown.headers["content-security-policy"].startswith("default-src 'self'")
+    nonce = await sign_in_form(gateway)
     for token, message in (("", "Paste an API token"), ("r8_nope", "That token is not valid")):
-        refused = await gateway.post("/login", data={"token": token}, headers=HTML)
+        data = {"token": token, "nonce": nonce}
+        refused = await gateway.post("/login", data=data, headers=HTML)
         assert refused.status_code == 401
         assert message in refused.text
-        assert "set-cookie" not in refused.headers
+        assert COOKIE not in refused.headers.get("set-cookie", "")
     # Development sign-in is off unless the gateway allows it.
     assert "/login/dev" not in shown.text
     assert (await gateway.post("/login/dev", headers=HTML)).status_code == 404
@@ -42,8 +62,14 @@ async def test_a_session_authenticates_the_api_and_needs_csrf_to_change_things(
     gateway: httpx.AsyncClient, new_user: NewActor
 ) -> None:
     token, caller = await new_user()
+    # Without the nonce of our own sign-in page (another site's form), nobody is signed in.
+    gateway.cookies.clear()
+    forged_login = await gateway.post("/login", data={"token": token}, headers=HTML)
+    assert forged_login.status_code == 403
+    assert COOKIE not in forged_login.headers.get("set-cookie", "")
+    nonce = await sign_in_form(gateway)
     signed = await gateway.post(
-        "/login", data={"token": token, "next": "/models?x=1"}, headers=HTML
+        "/login", data={"token": token, "next": "/models?x=1", "nonce": nonce}, headers=HTML
     )
     assert signed.status_code == 303
     assert signed.headers["location"] == "/models?x=1"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hmac
+import secrets
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -9,7 +11,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from cogplane.common.contracts.accounts import DEV_BOOTSTRAP, DevBootstrap
-from cogplane.common.errors import CogplaneError, NotFound
+from cogplane.common.errors import CogplaneError, Forbidden, NotFound
 from cogplane.gateway.deps import BusDep, verify
 from cogplane.gateway.web.auth import check_csrf, codec, session_caller, settings_of
 from cogplane.gateway.web.render import page
@@ -17,6 +19,7 @@ from cogplane.gateway.web.session import COOKIE, MAX_AGE
 
 router = APIRouter(include_in_schema=False)
 DEV_USER, DEV_ORG = "dev", "dev-org"
+LOGIN_NONCE = "cogplane_login"
 
 
 def safe_next(value: str | None) -> str:
@@ -47,10 +50,42 @@ async def home(request: Request, bus: BusDep) -> Response:
     return RedirectResponse("/models" if caller else "/login", status_code=303)
 
 
+def login_form(
+    request: Request, next_path: str, error: str | None = None, status_code: int = 200
+) -> HTMLResponse:
+    """The sign-in page, with a sign-in nonce (cookie + form field) against login CSRF."""
+    nonce = request.cookies.get(LOGIN_NONCE) or secrets.token_urlsafe(24)
+    response = page(
+        request,
+        "login.html",
+        status_code=status_code,
+        next=safe_next(next_path),
+        error=error,
+        nonce=nonce,
+    )
+    response.set_cookie(
+        LOGIN_NONCE,
+        nonce,
+        max_age=3600,
+        httponly=True,
+        samesite="lax",
+        secure=settings_of(request).public_url.startswith("https://"),
+        path="/login",
+    )
+    return response
+
+
+def check_nonce(request: Request, given: str) -> None:
+    """Refuse a sign-in that did not come from our own sign-in page (login CSRF)."""
+    expected = request.cookies.get(LOGIN_NONCE)
+    if not expected or not given or not hmac.compare_digest(expected, given):
+        raise Forbidden("This sign-in form has expired; reload the page and try again")
+
+
 @router.get("/login", response_class=HTMLResponse)
 async def login_page(request: Request, bus: BusDep, next: str = "/models") -> HTMLResponse:
     await session_caller(request, bus)
-    return page(request, "login.html", next=safe_next(next), error=None)
+    return login_form(request, next)
 
 
 @router.post("/login", response_model=None)
@@ -59,9 +94,11 @@ async def login(
     bus: BusDep,
     token: Annotated[str, Form(max_length=200)] = "",
     next: Annotated[str, Form(max_length=2000)] = "/models",
+    nonce: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     """Sign in with an API token (it is checked like any Bearer token)."""
     request.state.dev_sign_in = settings_of(request).dev_sign_in
+    check_nonce(request, nonce)
     token = token.strip()
     try:
         caller = await verify(request, bus, token) if token else None
@@ -71,17 +108,21 @@ async def login(
         caller = None
     if caller is None:
         message = "Paste an API token" if not token else "That token is not valid"
-        return page(request, "login.html", status_code=401, next=safe_next(next), error=message)
+        return login_form(request, next, message, status_code=401)
     return signed_in(request, token, caller.account.username, next)
 
 
 @router.post("/login/dev", response_model=None)
 async def login_dev(
-    request: Request, bus: BusDep, next: Annotated[str, Form(max_length=2000)] = "/models"
+    request: Request,
+    bus: BusDep,
+    next: Annotated[str, Form(max_length=2000)] = "/models",
+    nonce: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     """One-click sign-in as the development user (only when the gateway allows it)."""
     if not settings_of(request).dev_sign_in:
         raise NotFound("Not found")
+    check_nonce(request, nonce)
     account = await bus.request(
         DEV_BOOTSTRAP, DevBootstrap(username=DEV_USER, organization=DEV_ORG)
     )
