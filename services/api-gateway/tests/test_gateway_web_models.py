@@ -179,7 +179,11 @@ class Browser:
         self.csrf = ""
 
     async def sign_in(self, token: str) -> Browser:
-        response = await self.http.post("/login", data={"token": token}, headers=HTML)
+        shown = await self.http.get("/login", headers=HTML)
+        nonce = re.search(r'name="nonce" value="([^"]+)"', shown.text)
+        assert nonce is not None  # the sign-in form's guard against login CSRF
+        data = {"token": token, "nonce": nonce.group(1)}
+        response = await self.http.post("/login", data=data, headers=HTML)
         assert response.status_code == 303, response.text
         await self.get("/models")
         return self
