@@ -269,6 +269,7 @@ class DevStack:
             "",
             "Cogplane is running.",
             f"  gateway      {self.gateway_url}",
+            f"  web app      {self.gateway_url}/  (one-click development sign-in)",
             f"  token        {self.token}",
             f"  environment  source {self.env_file}",
             "",
