@@ -31,8 +31,10 @@ from cogplane.gateway.waiters import Waiters
 from cogplane.gateway.web import errors as web_errors
 from cogplane.gateway.web.pages import account as web_account
 from cogplane.gateway.web.pages import base as web_base
+from cogplane.gateway.web.pages import deployments as web_deployments
 from cogplane.gateway.web.pages import models as web_models
 from cogplane.gateway.web.pages import predictions as web_predictions
+from cogplane.gateway.web.pages import usage as web_usage
 from cogplane.gateway.web.render import STATIC
 from cogplane.gateway.web.session import SessionCodec
 
@@ -78,6 +80,8 @@ SPEC = ServiceSpec(
         webhooks.router,
         usage.router,
         web_base.router,
+        web_deployments.router,
+        web_usage.router,
         web_models.router,
         web_predictions.router,
         web_account.router,
