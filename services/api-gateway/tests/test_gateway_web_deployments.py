@@ -157,6 +157,9 @@ async def test_create_refusals_next_to_their_fields_then_a_deployment(
     assert version[:12] in page.text
     assert ESCAPED in page.text
     assert SCRIPT not in page.text
+    # The endpoint's snippets call the deployment (the official clients' deployments API).
+    assert f"/v1/deployments/{org}/{chosen['name']}/predictions" in page.text
+    assert f"client.deployments.get(&#34;{org}/{chosen['name']}&#34;)" in page.text
 
 
 async def test_edit_makes_releases_and_refusals_stay_on_the_page(

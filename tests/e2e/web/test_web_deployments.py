@@ -181,6 +181,11 @@ async def test_instances_and_charts_move_under_load(
     assert len(await load) == 4
     idle = page.locator('[data-instances-body] tr[data-state="idle"]')
     await expect(idle.first).to_be_visible(timeout=60_000)
+    # The run box calls the endpoint (as the signed-in user, a web prediction).
+    await page.get_by_label("Input (JSON)").fill('{"seconds": 1}')
+    await page.get_by_role("button", name="Run", exact=True).click()
+    await expect(page.locator("[data-run-status]")).to_contain_text("succeeded", timeout=60_000)
+    await expect(page.locator("[data-run-output]")).to_contain_text("slept 1")
     await expect(page.locator('[data-chart="predict_time"] .chart-summary')).to_contain_text("p99")
     # The data table is the charts' text alternative.
     await page.locator('[data-chart="predictions"] summary').click()

@@ -23,9 +23,12 @@ from cogplane.common.contracts import deployments as d
 from cogplane.common.contracts import models as m
 from cogplane.common.errors import CogplaneError, Conflict, Forbidden, InvalidInput, NotFound
 from cogplane.common.hardware import CATALOG
-from cogplane.gateway.deps import BusDep
+from cogplane.gateway.deps import BusDep, public_base
 from cogplane.gateway.web.auth import WebViewer, check_csrf
+from cogplane.gateway.web.pages.account import default_owner
+from cogplane.gateway.web.pages.models import api_snippets
 from cogplane.gateway.web.render import page
+from cogplane.gateway.web.schema_form import example_input, input_fields, streams
 
 router = APIRouter(include_in_schema=False)
 
@@ -152,7 +155,8 @@ async def list_deployments(
 async def new_deployment(
     request: Request, viewer: WebViewer, bus: BusDep, model: str = "", owner: str = ""
 ) -> HTMLResponse:
-    values = {"owner": owner or viewer.username, "model": model[:200], "hardware": "cpu"}
+    chosen = owner if viewer.can_act_as(owner) else default_owner(request, viewer)
+    values = {"owner": chosen, "model": model[:200], "hardware": "cpu"}
     values |= {"min_instances": "0", "max_instances": "1"}
     return await _new_form(request, viewer, bus, Submitted(values))
 
@@ -202,29 +206,6 @@ async def _latest(bus: Bus, viewer: m.Viewer, model: str) -> str:
     return info.latest_version.id
 
 
-def _dig(value: Any, *keys: str) -> Any:
-    for key in keys:
-        value = value.get(key) if isinstance(value, dict) else None
-    return value
-
-
-def example_input(schema: dict[str, Any]) -> dict[str, Any]:
-    """An input for the run box: the defaults, and an empty value for each required input."""
-    properties = _dig(schema, "components", "schemas", "Input", "properties")
-    if not isinstance(properties, dict):
-        return {}
-    required = _dig(schema, "components", "schemas", "Input", "required")
-    required = required if isinstance(required, list) else []
-    blank = {"string": "", "integer": 0, "number": 0, "boolean": False}
-    example = {}
-    for name, spec in properties.items():
-        if isinstance(spec, dict) and "default" in spec:
-            example[name] = spec["default"]
-        elif name in required and isinstance(spec, dict):
-            example[name] = blank.get(str(spec.get("type")), "")
-    return example
-
-
 async def _model(bus: Bus, viewer: m.Viewer, ref: str) -> m.ModelInfo | None:
     owner, _, name = ref.partition("/")
     try:
@@ -258,6 +239,12 @@ async def _show(
         )
     versions = await _versions(bus, viewer, current.model)
     running = next((v for v in versions if v.id == current.version), None)
+    schema = running.openapi_schema if running else {}
+    example = example_input(input_fields(schema))
+    full_name = f"{info.owner}/{info.name}"
+    snippets = api_snippets(
+        public_base(request), full_name, example, streams(schema), deployment=True
+    )
     return page(
         request,
         "deployments/show.html",
@@ -267,7 +254,8 @@ async def _show(
         releases=releases.results,
         model=await _model(bus, viewer, current.model),
         versions=versions,
-        example_input=example_input(running.openapi_schema if running else {}),
+        example_input=example,
+        snippets=snippets,
         form=form,
         hardware=CATALOG,
         delete_error=delete_error,
