@@ -69,6 +69,19 @@ def run_predictions(stack: DevStack, deployment: str, count: int, seconds: float
         return ids
 
 
+def console_errors(page: Page) -> list[str]:
+    """Errors the page's scripts hit or the CSP reports (refused requests are expected here)."""
+    found: list[str] = []
+
+    def seen(message: Any) -> None:
+        if message.type == "error" and "Failed to load resource" not in message.text:
+            found.append(message.text)
+
+    page.on("console", seen)
+    page.on("pageerror", lambda error: found.append(str(error)))
+    return found
+
+
 def estimate(page: Page, name: str) -> Any:
     return page.locator(f'[data-estimate="{name}"]')
 
@@ -77,6 +90,7 @@ async def test_create_a_deployment_watching_the_estimate(
     signed_in: Page, shoot: Shoot, slow_model: str
 ) -> None:
     page = signed_in
+    errors = console_errors(page)
     await page.goto(f"/deployments/new?model={slow_model}")
     await expect(page.get_by_label("Model")).to_have_value(slow_model)
     panel = page.locator("[data-estimate-panel]")
@@ -127,6 +141,7 @@ async def test_create_a_deployment_watching_the_estimate(
     await page.goto("/deployments/new")
     await expect(estimate(page, "per_hour_at_max")).to_have_text("$0.36")
     assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert errors == []
 
 
 async def points(page: Page, chart: str) -> int:
@@ -137,6 +152,7 @@ async def test_instances_and_charts_move_under_load(
     signed_in: Page, shoot: Shoot, slow_model: str, stack: DevStack
 ) -> None:
     page = signed_in
+    errors = console_errors(page)
     name = f"load-{uuid.uuid4().hex[:6]}"
     with api(stack) as http:
         version = http.get(f"/v1/models/{slow_model}").json()["latest_version"]["id"]
@@ -217,3 +233,4 @@ async def test_instances_and_charts_move_under_load(
         await page.get_by_role("button", name=f"Delete dev/{name}").click()
         await page.wait_for_load_state()
     await expect(page.get_by_role("status")).to_contain_text(f"Deleted dev/{name}")
+    assert errors == []

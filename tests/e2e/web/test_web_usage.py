@@ -54,6 +54,9 @@ async def test_usage_shows_the_deployment_after_predictions(
     signed_in: Page, shoot: Shoot, stack: DevStack
 ) -> None:
     page = signed_in
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
     model, deployment = deploy_and_run(stack)
     by_model = page.locator('[data-breakdown="model"] tbody tr', has_text=model)
     deadline = time.monotonic() + 60
@@ -87,3 +90,4 @@ async def test_usage_shows_the_deployment_after_predictions(
     await page.get_by_label("Period").select_option("7")
     await page.wait_for_url(re.compile(r".*days=7.*"))
     await expect(page.get_by_label("Account")).to_have_value("dev-org")
+    assert errors == []
