@@ -164,7 +164,12 @@ def page_urls(pool: dict[str, str]) -> list[str]:
 
 def sign_in(http: httpx.Client, token: str) -> None:
     """Sign in as a browser does: the client keeps the session cookie."""
-    signed = http.post("/login", data={"token": token, "next": "/account"})
+    shown = http.get("/login")
+    nonce = re.search(r'name="nonce" value="([^"]+)"', shown.text)
+    if nonce is None:
+        raise RuntimeError("the sign-in page has no nonce")
+    data = {"token": token, "next": "/account", "nonce": nonce.group(1)}
+    signed = http.post("/login", data=data)
     if signed.status_code != 303 or "cogplane_session" not in http.cookies:
         raise RuntimeError(f"bench sign-in failed: {signed.status_code}")
 
