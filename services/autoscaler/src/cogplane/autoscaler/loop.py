@@ -87,6 +87,10 @@ class Autoscaler:
                 await self.tick()
             except CogplaneError as exc:
                 logger.warning("autoscaler tick skipped: %s", exc.detail)
+                # Nothing can be decided now (the scheduler or NATS is away): wait a round
+                # rather than retrying at every coalesced wake-up.
+                self._next_due = None
+                await asyncio.sleep(self.timing.interval)
 
     async def tick(self) -> list[tuple[TargetState, Decision]]:
         """One round of decisions over the targets this replica owns; the decisions made."""

@@ -10,7 +10,10 @@ import httpx
 from cogplane.common.errors import Conflict, InvalidInput, Unavailable
 from cogplane.runner.instances.cog_client import CogClient
 
-SLOT_RETRY_PAUSE = 0.02
+# Cog frees a slot within a millisecond or two of reporting the previous prediction's end:
+# retry soon, then back off.
+SLOT_RETRY_FIRST_PAUSE = 0.001
+SLOT_RETRY_MAX_PAUSE = 0.02
 
 
 async def submit(
@@ -22,6 +25,7 @@ async def submit(
     retried for ``retry_for`` seconds before the scheduler is told to try elsewhere.
     """
     deadline = asyncio.get_running_loop().time() + retry_for
+    pause = SLOT_RETRY_FIRST_PAUSE
     while True:
         try:
             response = await cog.submit(prediction_id, input, webhook)
@@ -29,7 +33,8 @@ async def submit(
             raise Conflict(f"The instance does not answer: {exc}") from exc
         if response.status_code != 409 or asyncio.get_running_loop().time() > deadline:
             break
-        await asyncio.sleep(SLOT_RETRY_PAUSE)
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, SLOT_RETRY_MAX_PAUSE)
     raise_for(response)
 
 

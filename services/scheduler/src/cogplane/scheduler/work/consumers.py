@@ -184,7 +184,12 @@ class Work:
                 await self._stop_zombie(event)
                 return
             await self.announce(o for o in change.orphans if o.status in p.TERMINAL)
-            if change.ready or change.gone:
+            if (change.ready or change.gone) and event.target.startswith(
+                d.DEPLOYMENT_TARGET_PREFIX
+            ):
+                # A deployment replaces a lost instance at once (its min is a promise) and
+                # retires an old release's instance as a new one gets ready. A shared pool
+                # waits for the autoscaler, which starts one only if work is waiting.
                 await self.fleet.reconcile(event.target)
             await self.poke(event.target)
         elif isinstance(event, d.DeploymentReleased):
