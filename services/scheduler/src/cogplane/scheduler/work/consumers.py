@@ -177,6 +177,11 @@ class Work:
                 await self.announce([row])
                 if row.status in p.TERMINAL:
                     await self.poke(row.target)
+            elif event.status in p.TERMINAL:
+                # Already recorded: this may be the redelivery of an update whose handling
+                # failed after its commit, so its end is reported again (the event id makes a
+                # second report a duplicate for everyone).
+                await self._report_end(event.prediction_id)
         elif isinstance(event, InstanceStateChanged):
             async with self.db.unit_of_work() as session:
                 change = await self.service(session).record_instance(event)
@@ -196,6 +201,12 @@ class Work:
             await self.fleet.on_release(event)
         elif isinstance(event, d.DeploymentDeleted):
             await self.fleet.on_deleted(event)
+
+    async def _report_end(self, prediction_id: str) -> None:
+        async with self.db.unit_of_work() as session:
+            row = await WorkRepository(session).prediction(prediction_id)
+        if row is not None and row.status in p.TERMINAL:
+            await self.rt.bus.publish(finished(to_record(row)))
 
     async def _stop_zombie(self, event: InstanceStateChanged) -> None:
         logger.warning("stopping %s on %s: it was given up on", event.instance_id, event.node_id)
