@@ -27,8 +27,9 @@ from typing import Any
 import httpx
 
 from bench import predictions, scaling, web
+from bench.common import pct as percentile
+from bench.common import push
 from cogplane.cli.devstack import DEFAULT_PORTS, DevStack
-from cogplane.common import archive
 from cogplane.common.bus import Bus
 from cogplane.common.contracts.accounts import VERIFY_TOKEN, VerifyToken
 from cogplane.common.embedded import free_port
@@ -36,11 +37,6 @@ from cogplane.common.embedded import free_port
 SEQUENTIAL = 500
 CONCURRENT = 2000
 CONCURRENCY = 16
-
-
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def latencies(call: Callable[[], Awaitable[object]], n: int) -> list[float]:
@@ -139,17 +135,7 @@ def measure_builds(stack: DevStack) -> None:
 
 
 def push_and_wait(http: httpx.Client, project: Path) -> dict[str, Any]:
-    build = http.post(
-        "/v1/models/dev/bench-hello/builds",
-        content=archive.pack(project),
-        headers={"Content-Type": "application/gzip"},
-    ).json()
-    while build["status"] == "building":
-        time.sleep(0.1)
-        build = http.get(f"/v1/builds/{build['id']}").json()
-    if build["status"] != "ready":
-        raise RuntimeError(f"bench build failed: {build['error']}")
-    return dict(build)
+    return push(http, "dev/bench-hello", project)
 
 
 def main() -> None:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import httpx
 
+from bench.common import pct, push
 from cogplane.cli.devstack import DevStack
-from cogplane.common import archive
 from cogplane.common.testing.coglet import coglet
 
 EXAMPLES = Path(__file__).parents[1] / "examples"
@@ -26,11 +26,6 @@ CONCURRENT = 600
 CONCURRENCY = 8
 
 Call = Callable[[], Awaitable[object]]
-
-
-def pct(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def sequential(call: Call, n: int) -> list[float]:
@@ -109,15 +104,7 @@ def push_noop(stack: DevStack) -> str:
     with httpx.Client(base_url=stack.gateway_url, headers=headers, timeout=60) as http:
         body = {"owner": "dev", "name": "bench-noop", "visibility": "private", "hardware": "cpu"}
         http.post("/v1/models", json=body).raise_for_status()
-        build = http.post(
-            "/v1/models/dev/bench-noop/builds",
-            content=archive.pack(EXAMPLES / "noop"),
-            headers={"Content-Type": "application/gzip"},
-        ).json()
-        while build["status"] == "building":
-            time.sleep(0.1)
-            build = http.get(f"/v1/builds/{build['id']}").json()
-        return str(build["version"])
+        return str(push(http, "dev/bench-noop", EXAMPLES / "noop")["version"])
 
 
 def measure(stack: DevStack) -> None:

@@ -31,11 +31,11 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from bench.common import pct, push
 from cogplane.autoscaler.config import AutoscalerSettings
 from cogplane.autoscaler.decide import Policy
 from cogplane.autoscaler.loop import Autoscaler, Timing
 from cogplane.cli.devstack import DEFAULT_PORTS, DevStack
-from cogplane.common import archive
 from cogplane.common.bus import Bus
 from cogplane.common.db import Database
 from cogplane.common.embedded import free_port
@@ -65,11 +65,6 @@ class Predictor(BaseRunner):
 COG_YAML = 'build:\n  python_version: "3.11"\npredict: "predict.py:Predictor"\n'
 
 
-def pct(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 class Platform:
     """The stack, an HTTP client, and SQL on the services' tables."""
 
@@ -97,16 +92,7 @@ class Platform:
             project = Path(tmp)
             (project / "cog.yaml").write_text(COG_YAML)
             (project / "predict.py").write_text(code)
-            build = self.http.post(
-                f"/v1/models/{model}/builds",
-                content=archive.pack(project),
-                headers={"Content-Type": "application/gzip"},
-            ).json()
-        while build["status"] == "building":
-            time.sleep(0.1)
-            build = self.http.get(f"/v1/builds/{build['id']}").json()
-        assert build["status"] == "ready", build["error"]
-        return str(build["version"])
+            return str(push(self.http, model, project)["version"])
 
     def model(self, name: str) -> str:
         body = {"owner": "dev", "name": name, "visibility": "private", "hardware": "cpu"}

@@ -27,8 +27,8 @@ from urllib.parse import quote
 import httpx
 from fastapi.routing import APIRoute
 
+from bench.common import pct, push
 from cogplane.cli.devstack import DEFAULT_PORTS, DevStack
-from cogplane.common import archive
 from cogplane.common.embedded import free_port
 from cogplane.gateway.app import SPEC
 from cogplane.gateway.web.errors import API_PREFIXES
@@ -45,23 +45,8 @@ BUDGET_MS = 200.0
 ORG = "dev-org"
 
 
-def pct(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def push_noop(http: httpx.Client, model: str) -> str:
-    build = http.post(
-        f"/v1/models/{model}/builds",
-        content=archive.pack(EXAMPLES / "noop"),
-        headers={"Content-Type": "application/gzip"},
-    ).json()
-    while build["status"] == "building":
-        time.sleep(0.1)
-        build = http.get(f"/v1/builds/{build['id']}").json()
-    if build["status"] != "ready":
-        raise RuntimeError(f"bench build failed: {build['error']}")
-    return str(build["version"])
+    return str(push(http, model, EXAMPLES / "noop")["version"])
 
 
 def create_models(http: httpx.Client) -> list[str]:

@@ -16,6 +16,21 @@ WebhookEvent = Literal["start", "output", "logs", "completed"]
 Source = Literal["api", "web"]
 
 
+# What an instance needs of a version to run it, named alike on every view of a version.
+RUN_FIELDS = (
+    "predict",
+    "train",
+    "concurrency_max",
+    "gpu",
+    "env_key",
+    "python_version",
+    "cog_version",
+    "source_object",
+    "source_digest",
+    "openapi_schema",
+)
+
+
 class VersionSpec(Contract):
     """What an instance needs to run a version (copied from the registry at admission)."""
 
@@ -34,6 +49,22 @@ class VersionSpec(Contract):
     source_object: str
     source_digest: str
     openapi_schema: dict[str, Any]
+
+    @classmethod
+    def of(
+        cls, version: Any, *, owner: str, name: str, visibility: str, hardware: str
+    ) -> VersionSpec:
+        """The spec of a built version (a registry row or a ``VersionInfo``: same attributes)."""
+        return cls.model_validate(
+            {
+                "version_id": version.id,
+                "owner": owner,
+                "name": name,
+                "visibility": visibility,
+                "hardware": hardware,
+                **{field: getattr(version, field) for field in RUN_FIELDS},
+            }
+        )
 
     @property
     def target(self) -> str:

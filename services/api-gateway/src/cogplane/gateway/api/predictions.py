@@ -220,22 +220,12 @@ async def create(
 def version_spec(resolved: m.ResolvedVersion) -> p.VersionSpec:
     """What an instance needs to run a resolved version."""
     version = resolved.version
-    return p.VersionSpec(
-        version_id=version.id,
+    return p.VersionSpec.of(
+        version,
         owner=version.owner,
         name=version.name,
         visibility=resolved.visibility,
         hardware=resolved.hardware,
-        predict=version.predict,
-        train=version.train,
-        concurrency_max=version.concurrency_max,
-        gpu=version.gpu,
-        env_key=version.env_key,
-        python_version=version.python_version,
-        cog_version=version.cog_version,
-        source_object=version.source_object,
-        source_digest=version.source_digest,
-        openapi_schema=version.openapi_schema,
     )
 
 

@@ -36,22 +36,12 @@ class Limits:
 
 def version_spec(version: VersionRow, model: ModelRow) -> VersionSpec:
     """What an instance needs to run ``version`` of ``model``."""
-    return VersionSpec(
-        version_id=version.id,
+    return VersionSpec.of(
+        version,
         owner=model.owner,
         name=model.name,
         visibility=model.visibility,
         hardware=model.hardware,
-        predict=version.predict,
-        train=version.train,
-        concurrency_max=version.concurrency_max,
-        gpu=version.gpu,
-        env_key=version.env_key,
-        python_version=version.python_version,
-        cog_version=version.cog_version,
-        source_object=version.source_object,
-        source_digest=version.source_digest,
-        openapi_schema=version.openapi_schema,
     )
 
 
