@@ -134,7 +134,7 @@ class Ledger:
         kind = part_kind(start.state, start.busy)
         if kind is None:
             return 0
-        rule = self.policy.rule(instance_class(instance.target, _visibility(instance.klass)))
+        rule = self.policy.rule(_klass(instance.klass))
         charged = kind in rule.instance_time and instance.account is not None
         price = self.price(instance.hardware)
         rows = [
@@ -191,7 +191,7 @@ class Ledger:
         if milliseconds is None or event.instance_id is None:
             return 0  # never started: aborted or canceled while queued costs nothing
         instance = await self._instance(event.instance_id)
-        rule = self.policy.rule(instance_class(event.target, _visibility(instance.klass)))
+        rule = self.policy.rule(_klass(instance.klass))
         price = self.price(instance.hardware)
         started = event.started_at or event.created_at
         statement = (
@@ -393,10 +393,6 @@ def _merge(
 
 def _klass(klass: str) -> InstanceClass:
     return "deployment" if klass == "deployment" else "private" if klass == "private" else "public"
-
-
-def _visibility(klass: str) -> str | None:
-    return "private" if klass == "private" else None
 
 
 def _prediction_ms(event: PredictionFinished) -> int | None:
